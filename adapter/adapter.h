@@ -1,0 +1,77 @@
+/* How room messages reach this node and others: the adapter interface.
+ *
+ * The node talks to one adapter through rc_adapter_ops_t; the adapter hands
+ * messages back through rc_adapter_sink_t. The `local` adapter (single node,
+ * in-process) and the Redis adapter implement the same ops, so the fan-out
+ * code never knows which one runs.
+ *
+ * Callbacks given to an op are called exactly once, possibly before the op
+ * returns (local), unless the op itself returns an error (then never).
+ * Loop-only.
+ * SPDX-License-Identifier: MIT */
+#ifndef RC_ADAPTER_H
+#define RC_ADAPTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "gateway/msg.h"
+
+typedef struct rc_adapter rc_adapter_t;
+
+/* What the node gives the adapter. */
+typedef struct rc_adapter_sink {
+    /* A message for room: m is a framed `msg` (borrowed; take a ref to keep
+     * it). Called for local and remote publishes alike. */
+    void (*deliver)(void *ctx, const char *room, rc_msg_t *m);
+    /* The backend became reachable (up) or not. */
+    void (*state)(void *ctx, bool up);
+    void *ctx;
+} rc_adapter_sink_t;
+
+typedef void (*rc_adapter_publish_cb)(void *arg, rc_err_t err, uint64_t seq);
+
+/* History after a join with `since`: msgs[0..n) are framed `msg` frames with
+ * seq > since in order (borrowed for the call); latest is the room's seq;
+ * recovered is false when some message after since is gone. */
+typedef void (*rc_adapter_history_cb)(void *arg, rc_err_t err,
+                                      uint64_t latest, bool recovered,
+                                      rc_msg_t *const *msgs, size_t n);
+
+typedef struct rc_adapter_ops {
+    const char *name;
+    /* The node has its first local member in room / no more members. */
+    void (*room_open)(rc_adapter_t *ad, const char *room);
+    void (*room_close)(rc_adapter_t *ad, const char *room);
+    /* Durable publish of data (len bytes of valid JSON, borrowed). */
+    RC_MUST_CHECK rc_err_t (*publish)(rc_adapter_t *ad, const char *room,
+                                      const char *data, size_t len,
+                                      rc_adapter_publish_cb cb, void *arg);
+    /* Latest seq and, when has_since, the messages after since. */
+    RC_MUST_CHECK rc_err_t (*history)(rc_adapter_t *ad, const char *room,
+                                      bool has_since, uint64_t since,
+                                      rc_adapter_history_cb cb, void *arg);
+    /* True while the backend can take publishes and deliver. */
+    bool (*ready)(const rc_adapter_t *ad);
+    void (*destroy)(rc_adapter_t *ad);
+} rc_adapter_ops_t;
+
+/* Every adapter struct starts with this. */
+struct rc_adapter {
+    const rc_adapter_ops_t *ops;
+    rc_adapter_sink_t sink;
+};
+
+/* Build the `msg` frame for room/seq/data (data: valid JSON text, borrowed).
+ * seq 0 means ephemeral (no seq field). Returns an owned ref or NULL on
+ * allocation failure. Shared by every adapter so a message is framed once
+ * per node, whoever published it. */
+rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq,
+                               const char *data, size_t len,
+                               uint64_t t_pub_ns);
+
+void rc_adapter_destroy(rc_adapter_t *ad); /* NULL is a no-op */
+
+#endif /* RC_ADAPTER_H */

@@ -1,0 +1,38 @@
+/* The admin HTTP listener (healthz, readyz, metrics, stats, drain): plain
+ * HTTP/1.0 on libuv, one request per connection, separate from the client
+ * port so that load balancers and scrapers never compete with clients.
+ * SPDX-License-Identifier: MIT */
+#ifndef RC_ADMIN_H
+#define RC_ADMIN_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/err.h"
+
+/* A growable response body. */
+typedef struct rc_buf {
+    char *data;
+    size_t len, cap;
+} rc_buf_t;
+
+void rc_buf_printf(rc_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void rc_buf_append(rc_buf_t *b, const char *s, size_t n);
+
+/* Fills body and *ctype (static string); returns the HTTP status. */
+typedef int (*rc_admin_handler)(void *ctx, const char *method,
+                                const char *path, rc_buf_t *body,
+                                const char **ctype);
+
+typedef struct rc_admin rc_admin_t;
+
+/* Listens on host:port. Returns NULL with a reason in err on failure. */
+rc_admin_t *rc_admin_create(uv_loop_t *loop, const char *host, int port,
+                            rc_admin_handler handler, void *ctx, char *err,
+                            size_t errlen);
+/* Closes the listener and open requests; frees once the loop closed them.
+ * NULL is a no-op. */
+void rc_admin_destroy(rc_admin_t *a);
+
+#endif /* RC_ADMIN_H */

@@ -1,0 +1,64 @@
+/* One client connection's state. The struct is shared by the files of
+ * gateway/ (server.c owns and frees it, hub.c links it into rooms, session.c
+ * runs its requests); nothing outside gateway/ sees it.
+ *
+ * Its size is paid per client (tens of thousands per node): keep fields
+ * small, and put anything rare behind a pointer.
+ * SPDX-License-Identifier: MIT */
+#ifndef RC_CONN_H
+#define RC_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/list.h"
+#include "gateway/outq.h"
+
+struct lws;
+struct rc_identity;
+
+typedef enum rc_conn_state {
+    RC_CONN_PENDING_AUTH = 0, /* upgraded, waiting for the auth frame */
+    RC_CONN_OPEN,             /* authenticated */
+    RC_CONN_CLOSING,          /* close requested: no more deliveries */
+} rc_conn_state_t;
+
+typedef struct rc_conn {
+    struct lws *wsi;     /* borrowed from lws; NULL once lws dropped it */
+    void *owner;         /* the server that created it (borrowed) */
+    rc_outq_t outq;      /* frames waiting for WRITEABLE */
+    rc_list_t members;   /* rc_member.in_conn: the rooms it is in */
+    rc_list_t in_server; /* every conn, for the heartbeat sweep */
+    rc_list_t in_timer;  /* pending-auth FIFO */
+    rc_list_t ops;       /* requests waiting for the adapter (node.c) */
+    struct rc_identity *id; /* owned: rc_identity_destroy() */
+    uint64_t session;       /* random id, for logs and welcome */
+    int64_t deadline_ms;    /* auth deadline while pending (loop ms) */
+    int64_t exp_ms;         /* token exp + leeway, loop clock (ms); 0 none */
+    uint32_t exp_slot;      /* index in the server's expiry heap + 1; 0 out */
+    uint32_t last_rx_ms;    /* loop clock (ms, wraps) of the last frame in */
+    uint32_t tokens;        /* rate bucket, in thousandths of a frame */
+    uint32_t refill_ms;     /* loop clock of the last refill */
+    uint32_t strikes;       /* frames refused while the bucket was empty */
+    uint16_t nrooms;
+    uint16_t close_code; /* sent when CLOSING reaches WRITEABLE */
+    uint8_t state;       /* rc_conn_state_t */
+    uint8_t welcomed;    /* welcome frame queued */
+    uint8_t close_sent;  /* our close frame is written */
+    uint8_t rx_frag;     /* inside a fragmented inbound message */
+    unsigned char *rx;   /* inbound reassembly, only while a frame spans
+                            several reads; owned */
+    uint32_t rx_len;
+} rc_conn_t;
+
+void rc_conn_init(rc_conn_t *c);
+/* Releases the queue and the reassembly buffer; the caller has already
+ * left every room (rc_hub_leave_all) and destroyed the identity. */
+void rc_conn_dispose(rc_conn_t *c);
+
+/* Token bucket: rate frames/s, burst frames. Returns true when a frame may
+ * be handled now (and takes its token). now_ms is the loop clock. */
+bool rc_conn_rate_take(rc_conn_t *c, uint32_t now_ms, uint32_t rate,
+                       uint32_t burst);
+
+#endif /* RC_CONN_H */
