@@ -1,0 +1,1000 @@
+/* Node configuration loader: defaults, then the JSON file, then ROOMCAST_*
+ * environment variables, then --flags, each source beating the one before.
+ * Every key is one line of the table below; the loader, the usage text and
+ * rc_config_destroy() all walk that table. Anything not understood (unknown
+ * key, flag or variable, wrong type, out of range) is refused with one line
+ * naming the key. Runs once at startup, before the loop, so blocking file
+ * I/O is fine here (STYLE rule 5).
+ * SPDX-License-Identifier: MIT */
+#include "gateway/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+
+#ifndef RC_VERSION
+#define RC_VERSION "0.0.0" /* the top-level CMake defines the real one */
+#endif
+
+/* POSIX declares it but no header has to (unistd.h only under _GNU_SOURCE). */
+extern char **environ;
+
+#define ENV_PREFIX "ROOMCAST_"
+#define ENV_PREFIX_LEN (sizeof(ENV_PREFIX) - 1)
+/* Secrets and keys are small; a bound keeps a wrong path (a log, a device)
+ * from being slurped whole. */
+#define MAX_FILE_BYTES (1024 * 1024)
+#define MAX_NODE_ID 128
+#define DAY_MS INT64_C(86400000)
+#define MAX_DURATION_MS (7 * DAY_MS)
+
+typedef enum key_kind {
+    KIND_STR,    /* char * at off */
+    KIND_SECRET, /* char * at off, its size_t length at off2 */
+    KIND_FILE,   /* a path; the file's text goes to the char * at off */
+    KIND_ADDR,   /* "host:port": char * host at off, int port at off2 */
+    KIND_BOOL,   /* bool at off */
+    KIND_I64,    /* int64_t at off, min..max */
+    KIND_U32,    /* uint32_t at off, min..max */
+    KIND_U64,    /* uint64_t at off, min..max */
+} key_kind_t;
+
+#define F_NULLABLE 0x1u  /* may be unset: "" or JSON null unsets it */
+#define F_LEN 0x2u       /* KIND_FILE: size_t length at off2, strip one \n */
+#define F_PEM 0x4u       /* KIND_FILE: must hold a PEM block */
+#define F_READABLE 0x8u  /* KIND_STR path: must be readable at load */
+#define F_COMPUTED 0x10u /* default computed at load (node_id) */
+
+typedef struct key_def {
+    const char *name; /* file key; flag and env names derive from it */
+    key_kind_t kind;
+    size_t off;
+    size_t off2;
+    int64_t min, max;                    /* numeric kinds */
+    const char *def;                     /* text default; NULL: none */
+    unsigned flags;                      /* F_* */
+    const char *(*check)(const char *s); /* NULL or the reason s is bad */
+    const char *help;
+} key_def_t;
+
+static const char *check_ws_path(const char *s);
+static const char *check_node_id(const char *s);
+static const char *check_redis_url(const char *s);
+static const char *check_jwt_alg(const char *s);
+static const char *check_log_level(const char *s);
+
+/* One constructor per kind, so each table entry stays one line of intent.
+ * clang-format would split the braces of these bodies into a mess. */
+/* clang-format off */
+#define OFF(f) offsetof(rc_config_t, f)
+#define STR(k, d, fl, chk, h)                                                  \
+    {.name = #k, .kind = KIND_STR, .off = OFF(k), .def = d, .flags = fl,      \
+     .check = chk, .help = h}
+#define SECRET(k, len, h)                                                      \
+    {.name = #k, .kind = KIND_SECRET, .off = OFF(k), .off2 = OFF(len),        \
+     .flags = F_NULLABLE, .help = h}
+#define FILEKEY(k, dst, len_off, fl, h)                                        \
+    {.name = #k, .kind = KIND_FILE, .off = OFF(dst), .off2 = len_off,         \
+     .flags = F_NULLABLE | (fl), .help = h}
+#define ADDR(k, host, port, d, h)                                              \
+    {.name = #k, .kind = KIND_ADDR, .off = OFF(host), .off2 = OFF(port),      \
+     .def = d, .help = h}
+#define BOOL(k, d, h)                                                          \
+    {.name = #k, .kind = KIND_BOOL, .off = OFF(k), .def = d, .help = h}
+#define NUM(k, kd, lo, hi, d, h)                                               \
+    {.name = #k, .kind = kd, .off = OFF(k), .min = lo, .max = hi, .def = d,   \
+     .help = h}
+/* clang-format on */
+
+/* The keys of PROTOCOL section 7 plus the gateway's own. Adding a key is one
+ * line here and a field in rc_config_t. */
+static const key_def_t keys[] = {
+    ADDR(listen, listen_host, listen_port, "0.0.0.0:8080",
+         "client WebSocket listener, host:port ([v6addr]:port for IPv6)"),
+    ADDR(admin_listen, admin_host, admin_port, "127.0.0.1:9090",
+         "admin HTTP listener, host:port"),
+    STR(ws_path, "/ws", 0, check_ws_path, "WebSocket upgrade path"),
+    STR(node_id, NULL, F_COMPUTED, check_node_id,
+        "this node's id in the registry (1..128 printable, no spaces)"),
+    STR(redis_url, NULL, F_NULLABLE, check_redis_url,
+        "redis://[:password@]host:port[/db]; unset: single node, in-process"),
+    STR(key_prefix, "roomcast:", 0, NULL,
+        "prefix of every Redis key and channel"),
+    STR(jwt_alg, "HS256", 0, check_jwt_alg,
+        "the one accepted JWT alg: HS256 HS384 HS512 RS256 RS384 RS512 "
+        "ES256 ES384"),
+    SECRET(jwt_secret, jwt_secret_len,
+           "HMAC secret for HS* (prefer jwt_secret_file: flags show in ps)"),
+    FILEKEY(jwt_secret_file, jwt_secret, OFF(jwt_secret_len), F_LEN,
+            "file holding the HMAC secret; one trailing newline is stripped"),
+    FILEKEY(jwt_public_key_file, jwt_public_key, 0, F_PEM,
+            "PEM public key file for RS*/ES*"),
+    STR(jwt_issuer, NULL, F_NULLABLE, NULL, "required iss; unset: not checked"),
+    STR(jwt_audience, NULL, F_NULLABLE, NULL,
+        "required aud; unset: not checked"),
+    NUM(jwt_leeway_ms, KIND_I64, 0, DAY_MS, "30000",
+        "clock skew allowed on exp/nbf/iat, ms"),
+    NUM(auth_timeout_ms, KIND_I64, 1, MAX_DURATION_MS, "5000",
+        "wait for the auth frame, ms"),
+    NUM(max_pending_auth, KIND_U32, 1, 1000000, "1024",
+        "sockets waiting for an auth frame"),
+    BOOL(dev_no_auth, "false", "accept anyone without a token (development)"),
+    STR(tls_cert, NULL, F_NULLABLE | F_READABLE, NULL,
+        "PEM certificate file; wss when tls_cert and tls_key are set"),
+    STR(tls_key, NULL, F_NULLABLE | F_READABLE, NULL,
+        "PEM private key file; wss when tls_cert and tls_key are set"),
+    NUM(max_frame, KIND_U32, 128, 16777216, "65536", "bytes per inbound frame"),
+    NUM(max_rooms, KIND_U32, 1, 65536, "256", "rooms per connection"),
+    NUM(max_connections, KIND_U32, 0, 16777216, "0",
+        "client connections; 0: unlimited (the fd limit rules)"),
+    NUM(outbound_queue_bytes, KIND_U64, 4096, INT64_C(1) << 30, "1048576",
+        "queued bytes per connection, then close 4009"),
+    NUM(outbound_queue_msgs, KIND_U32, 1, 16777216, "4096",
+        "queued frames per connection, then close 4009"),
+    NUM(rate_limit, KIND_U32, 1, 1000000, "100",
+        "inbound frames per second per connection"),
+    NUM(rate_burst, KIND_U32, 1, 1000000, "200",
+        "inbound frame burst per connection"),
+    NUM(max_publish, KIND_U32, 1, 16777216, "65536",
+        "bytes of data in one publish"),
+    NUM(heartbeat_ms, KIND_I64, 100, 3600000, "25000", "ping interval, ms"),
+    NUM(history_size, KIND_U32, 1, 100000, "100", "messages kept per room"),
+    NUM(history_ttl_ms, KIND_I64, 1, MAX_DURATION_MS, "300000",
+        "how long history is kept, ms"),
+    NUM(resume_ttl_ms, KIND_I64, 1, MAX_DURATION_MS, "120000",
+        "resume token lifetime, ms"),
+    SECRET(resume_secret, resume_secret_len,
+           "key signing resume tokens, shared by all nodes"),
+    FILEKEY(resume_secret_file, resume_secret, OFF(resume_secret_len), F_LEN,
+            "file holding resume_secret; one trailing newline is stripped"),
+    NUM(drain_window_ms, KIND_I64, 1, MAX_DURATION_MS, "10000",
+        "drain pacing window, ms"),
+    NUM(drain_timeout_ms, KIND_I64, 1, MAX_DURATION_MS, "30000",
+        "drain hard stop, ms"),
+    STR(log_level, "info", 0, check_log_level, "debug, info, warn or error"),
+};
+
+#define NKEYS RC_ARRAY_LEN(keys)
+
+/* State of one load; lives on the stack of rc_config_load(). */
+typedef struct loader {
+    rc_config_t *cfg;
+    bool set[NKEYS];   /* given a value by the file, env or flags */
+    char *path[NKEYS]; /* KIND_FILE: the path to read at the end; owned */
+    char *err;
+    size_t errlen;
+} loader_t;
+
+static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(ld->err, ld->errlen, "config: ");
+
+    if (n > 0 && (size_t)n < ld->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return RC_EINVAL;
+}
+
+static char **str_field(rc_config_t *cfg, size_t off)
+{
+    return (char **)(void *)((char *)cfg + off);
+}
+
+static void *field(rc_config_t *cfg, size_t off)
+{
+    return (char *)cfg + off;
+}
+
+/* Overwrite a secret before free() so it does not linger in the heap; the
+ * volatile stops the compiler from dropping stores to memory about to die. */
+static void wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+
+    while (n--)
+        *v++ = 0;
+}
+
+static void set_str(rc_config_t *cfg, size_t off, const char *s)
+{
+    char **f = str_field(cfg, off);
+
+    free(*f);
+    *f = s ? rc_xstrdup(s) : NULL;
+}
+
+static void set_secret(rc_config_t *cfg, const key_def_t *k, char *owned,
+                       size_t len)
+{
+    char **f = str_field(cfg, k->off);
+    size_t *flen = field(cfg, k->off2);
+
+    if (*f)
+        wipe(*f, *flen);
+    free(*f);
+    *f = owned;
+    *flen = owned ? len : 0;
+}
+
+/* Names derived from a key: flags use dashes, the environment upper case. */
+static void env_name(const key_def_t *k, char *buf, size_t size)
+{
+    size_t i = 0;
+
+    for (const char *p = ENV_PREFIX; *p && i + 1 < size; p++)
+        buf[i++] = *p;
+    for (const char *p = k->name; *p && i + 1 < size; p++)
+        buf[i++] = (char)toupper((unsigned char)*p);
+    buf[i] = '\0';
+}
+
+static void flag_name(const key_def_t *k, char *buf, size_t size)
+{
+    size_t i = 0;
+
+    for (const char *p = "--"; *p && i + 1 < size; p++)
+        buf[i++] = *p;
+    for (const char *p = k->name; *p && i + 1 < size; p++)
+        buf[i++] = *p == '_' ? '-' : *p;
+    buf[i] = '\0';
+}
+
+static int find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* "max-frame" (n bytes, not NUL-terminated) -> index of max_frame. Only
+ * dashes are accepted, so --max_frame is an unknown flag. */
+static int find_flag(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *k = keys[i].name;
+        size_t j = 0;
+
+        for (; j < n && k[j]; j++)
+            if (name[j] != (k[j] == '_' ? '-' : k[j]))
+                break;
+        if (j == n && k[j] == '\0')
+            return (int)i;
+    }
+    return -1;
+}
+
+/* "MAX_FRAME" (n bytes) -> index of max_frame; exact upper case only. */
+static int find_env(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *k = keys[i].name;
+        size_t j = 0;
+
+        for (; j < n && k[j]; j++)
+            if (name[j] != (char)toupper((unsigned char)k[j]))
+                break;
+        if (j == n && k[j] == '\0')
+            return (int)i;
+    }
+    return -1;
+}
+
+static const char *check_ws_path(const char *s)
+{
+    if (s[0] != '/')
+        return "must start with \"/\"";
+    for (; *s; s++)
+        if (!isgraph((unsigned char)*s) || *s == '?' || *s == '#')
+            return "must be a path without spaces, \"?\" or \"#\"";
+    return NULL;
+}
+
+static const char *check_node_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > MAX_NODE_ID)
+        return "must be 1..128 printable characters without spaces";
+    for (; *s; s++)
+        if (!isgraph((unsigned char)*s))
+            return "must be 1..128 printable characters without spaces";
+    return NULL;
+}
+
+static const char *check_redis_url(const char *s)
+{
+    if (strncmp(s, "redis://", 8) != 0 || s[8] == '\0')
+        return "must be redis://[:password@]host:port[/db]";
+    return NULL;
+}
+
+static const char *const jwt_algs[] = {"HS256", "HS384", "HS512", "RS256",
+                                       "RS384", "RS512", "ES256", "ES384"};
+
+static const char *check_jwt_alg(const char *s)
+{
+    for (size_t i = 0; i < RC_ARRAY_LEN(jwt_algs); i++)
+        if (strcmp(s, jwt_algs[i]) == 0)
+            return NULL;
+    return "must be one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384";
+}
+
+static const char *check_log_level(const char *s)
+{
+    if (rc_log_level_parse(s) < 0)
+        return "must be one of debug info warn error";
+    return NULL;
+}
+
+/* Decimal integer, optional '-', nothing else (no spaces, no '+', no 0x). */
+static bool parse_int(const char *s, int64_t *out)
+{
+    const char *p = s[0] == '-' ? s + 1 : s;
+    char *end;
+    long long v;
+
+    if (!isdigit((unsigned char)*p))
+        return false;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        *out = true;
+    else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+/* "host:port" or "[v6]:port"; host non-empty, port 1..65535. On success
+ * *host is owned. */
+static bool parse_addr(const char *s, char **host, int *port)
+{
+    const char *h, *p, *colon;
+    size_t hlen;
+    long v = 0;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+
+        if (!close || close[1] != ':')
+            return false;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        p = close + 2;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return false;
+        h = s;
+        hlen = (size_t)(colon - s);
+        /* Another colon means an IPv6 address without brackets: ambiguous. */
+        if (memchr(s, ':', hlen))
+            return false;
+        p = colon + 1;
+    }
+    if (hlen == 0)
+        return false;
+    for (size_t i = 0; i < hlen; i++)
+        if (!isgraph((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
+            return false;
+    if (*p == '\0' || strlen(p) > 5)
+        return false;
+    for (const char *q = p; *q; q++) {
+        if (!isdigit((unsigned char)*q))
+            return false;
+        v = v * 10 + (*q - '0');
+    }
+    if (v < 1 || v > 65535)
+        return false;
+    *host = rc_xstrndup(h, hlen);
+    *port = (int)v;
+    return true;
+}
+
+static rc_err_t set_int(loader_t *ld, const key_def_t *k, int64_t v,
+                        const char *shown, const char *where)
+{
+    if (v < k->min || v > k->max)
+        return errorf(ld, "%s must be an integer in %lld..%lld, got %s (%s)",
+                      k->name, (long long)k->min, (long long)k->max, shown,
+                      where);
+    switch (k->kind) {
+    case KIND_I64:
+        *(int64_t *)field(ld->cfg, k->off) = v;
+        break;
+    case KIND_U32:
+        *(uint32_t *)field(ld->cfg, k->off) = (uint32_t)v;
+        break;
+    case KIND_U64:
+        *(uint64_t *)field(ld->cfg, k->off) = (uint64_t)v;
+        break;
+    default:
+        abort(); /* only numeric kinds reach here */
+    }
+    return RC_OK;
+}
+
+/* Apply one textual value (a default, an env variable or a flag). where
+ * names the source for the error message. */
+static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
+                         const char *where)
+{
+    size_t i = (size_t)(k - keys);
+    const char *why;
+    int64_t v;
+    char *host;
+    int port;
+    bool b;
+
+    ld->set[i] = true;
+    switch (k->kind) {
+    case KIND_STR:
+    case KIND_SECRET:
+    case KIND_FILE:
+        if (s[0] == '\0' && (k->flags & F_NULLABLE)) {
+            ld->set[i] = false;
+            s = NULL;
+        } else if (k->check && (why = k->check(s)) != NULL) {
+            return errorf(ld, "%s %s, got \"%s\" (%s)", k->name, why, s, where);
+        }
+        if (k->kind == KIND_STR) {
+            set_str(ld->cfg, k->off, s);
+        } else if (k->kind == KIND_SECRET) {
+            set_secret(ld->cfg, k, s ? rc_xstrdup(s) : NULL, s ? strlen(s) : 0);
+        } else {
+            free(ld->path[i]);
+            ld->path[i] = s ? rc_xstrdup(s) : NULL;
+        }
+        return RC_OK;
+    case KIND_ADDR:
+        if (!parse_addr(s, &host, &port))
+            return errorf(ld,
+                          "%s must be host:port ([v6addr]:port for IPv6) with "
+                          "a port in 1..65535, got \"%s\" (%s)",
+                          k->name, s, where);
+        free(*str_field(ld->cfg, k->off));
+        *str_field(ld->cfg, k->off) = host;
+        *(int *)field(ld->cfg, k->off2) = port;
+        return RC_OK;
+    case KIND_BOOL:
+        if (!parse_bool(s, &b))
+            return errorf(ld, "%s must be true or false, got \"%s\" (%s)",
+                          k->name, s, where);
+        *(bool *)field(ld->cfg, k->off) = b;
+        return RC_OK;
+    case KIND_I64:
+    case KIND_U32:
+    case KIND_U64:
+        if (!parse_int(s, &v))
+            return errorf(ld,
+                          "%s must be an integer in %lld..%lld, got \"%s\" "
+                          "(%s)",
+                          k->name, (long long)k->min, (long long)k->max, s,
+                          where);
+        return set_int(ld, k, v, s, where);
+    }
+    abort();
+}
+
+static const char *json_kind_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+/* Apply one value of the JSON file: strings for text kinds, integers for
+ * numbers, booleans for flags; nothing is coerced. */
+static rc_err_t set_json(loader_t *ld, const key_def_t *k, const json_t *v,
+                         const char *where)
+{
+    char shown[32];
+
+    switch (k->kind) {
+    case KIND_STR:
+    case KIND_SECRET:
+    case KIND_FILE:
+    case KIND_ADDR:
+        if (json_is_null(v) && (k->flags & F_NULLABLE))
+            return set_text(ld, k, "", where);
+        if (!json_is_string(v))
+            return errorf(ld, "%s must be a string%s, got %s (%s)", k->name,
+                          (k->flags & F_NULLABLE) ? " or null" : "",
+                          json_kind_name(v), where);
+        return set_text(ld, k, json_string_value(v), where);
+    case KIND_BOOL:
+        if (!json_is_boolean(v))
+            return errorf(ld, "%s must be true or false, got %s (%s)", k->name,
+                          json_kind_name(v), where);
+        ld->set[k - keys] = true;
+        *(bool *)field(ld->cfg, k->off) = json_is_true(v);
+        return RC_OK;
+    case KIND_I64:
+    case KIND_U32:
+    case KIND_U64:
+        if (!json_is_integer(v))
+            return errorf(ld, "%s must be an integer, got %s (%s)", k->name,
+                          json_kind_name(v), where);
+        snprintf(shown, sizeof(shown), "%lld",
+                 (long long)json_integer_value(v));
+        ld->set[k - keys] = true;
+        return set_int(ld, k, json_integer_value(v), shown, where);
+    }
+    abort();
+}
+
+static rc_err_t load_json_file(loader_t *ld, const char *path,
+                               const char *where)
+{
+    json_error_t jerr;
+    const char *name;
+    json_t *root, *v;
+    rc_err_t rc = RC_OK;
+    char *src = NULL;
+    FILE *fp;
+
+    fp = fopen(path, "r");
+    if (!fp)
+        return errorf(ld, "cannot open config file \"%s\" (%s): %s", path,
+                      where, strerror(errno));
+    root = json_loadf(fp, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    fclose(fp);
+    if (!root)
+        return errorf(ld, "invalid JSON in %s at line %d, column %d: %s", path,
+                      jerr.line, jerr.column, jerr.text);
+    if (!json_is_object(root)) {
+        rc = errorf(ld, "%s must hold a JSON object, got %s", path,
+                    json_kind_name(root));
+        goto done;
+    }
+    src = rc_xmalloc(strlen(path) + 4);
+    snprintf(src, strlen(path) + 4, "in %s", path);
+    json_object_foreach(root, name, v)
+    {
+        int i = find_key(name);
+
+        if (i < 0) {
+            rc = errorf(ld, "unknown key \"%s\" in %s", name, path);
+            goto done;
+        }
+        rc = set_json(ld, &keys[i], v, src);
+        if (rc != RC_OK)
+            goto done;
+    }
+done:
+    free(src);
+    json_decref(root);
+    return rc;
+}
+
+/* Apply every ROOMCAST_<KEY> variable; ROOMCAST_CONFIG was used already. */
+static rc_err_t apply_env(loader_t *ld, char **envp)
+{
+    char where[128];
+
+    for (char **e = envp; *e; e++) {
+        const char *name, *eq;
+        int i;
+
+        if (strncmp(*e, ENV_PREFIX, ENV_PREFIX_LEN) != 0)
+            continue;
+        name = *e + ENV_PREFIX_LEN;
+        eq = strchr(name, '=');
+        if (!eq)
+            continue;
+        if ((size_t)(eq - name) == 6 && strncmp(name, "CONFIG", 6) == 0)
+            continue;
+        i = find_env(name, (size_t)(eq - name));
+        if (i < 0)
+            return errorf(ld, "unknown environment variable %.*s",
+                          (int)(eq - *e), *e);
+        snprintf(where, sizeof(where), "from %.*s", (int)(eq - *e), *e);
+        if (set_text(ld, &keys[i], eq + 1, where) != RC_OK)
+            return RC_EINVAL;
+    }
+    return RC_OK;
+}
+
+typedef struct flag_val {
+    int key;
+    const char *value; /* borrowed from argv (or a literal) */
+} flag_val_t;
+
+/* Split argv into (key, value) pairs without applying them, so --config is
+ * known before the file is read. --help and --version end it early. */
+static rc_err_t scan_argv(loader_t *ld, int argc, char **argv, flag_val_t *vals,
+                          size_t *nvals, const char **config)
+{
+    *nvals = 0;
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a], *name = arg + 2, *eq, *value;
+        size_t n;
+        int i;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            rc_config_usage(stdout);
+            fflush(stdout);
+            return RC_ECLOSED;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("roomcastd %s\n", RC_VERSION);
+            fflush(stdout);
+            return RC_ECLOSED;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+            return errorf(ld,
+                          "unexpected argument \"%s\" (flags are --key value "
+                          "or --key=value)",
+                          arg);
+        eq = strchr(name, '=');
+        n = eq ? (size_t)(eq - name) : strlen(name);
+        i = (n == 6 && strncmp(name, "config", 6) == 0) ? -2
+                                                        : find_flag(name, n);
+        if (i == -1)
+            return errorf(ld, "unknown flag \"--%.*s\"", (int)n, name);
+        if (eq)
+            value = eq + 1;
+        else if (i >= 0 && keys[i].kind == KIND_BOOL)
+            value = "true"; /* a bare boolean flag turns it on */
+        else if (a + 1 < argc)
+            value = argv[++a];
+        else
+            return errorf(ld, "flag --%.*s needs a value", (int)n, name);
+        if (i == -2) {
+            if (value[0] == '\0')
+                return errorf(ld, "flag --config needs a file path");
+            *config = value;
+            continue;
+        }
+        vals[*nvals].key = i;
+        vals[*nvals].value = value;
+        (*nvals)++;
+    }
+    return RC_OK;
+}
+
+static rc_err_t read_whole(loader_t *ld, const key_def_t *k, const char *path,
+                           char **out, size_t *outlen)
+{
+    size_t cap = 4096, len = 0, got;
+    char *buf;
+    FILE *fp = fopen(path, "rb");
+
+    if (!fp)
+        return errorf(ld, "%s: cannot read \"%s\": %s", k->name, path,
+                      strerror(errno));
+    buf = rc_xmalloc(cap + 1);
+    for (;;) {
+        got = fread(buf + len, 1, cap - len, fp);
+        len += got;
+        if (got == 0 || len > MAX_FILE_BYTES)
+            break;
+        if (len == cap) {
+            cap *= 2;
+            buf = rc_xrealloc(buf, cap + 1);
+        }
+    }
+    if (ferror(fp)) {
+        int e = errno;
+
+        fclose(fp);
+        wipe(buf, len);
+        free(buf);
+        return errorf(ld, "%s: cannot read \"%s\": %s", k->name, path,
+                      strerror(e));
+    }
+    fclose(fp);
+    if (len > MAX_FILE_BYTES) {
+        wipe(buf, len);
+        free(buf);
+        return errorf(ld, "%s: \"%s\" is larger than %d bytes", k->name, path,
+                      MAX_FILE_BYTES);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *outlen = len;
+    return RC_OK;
+}
+
+/* Read the staged *_file paths into their fields. */
+static rc_err_t read_files(loader_t *ld)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_def_t *k = &keys[i];
+        char *buf = NULL;
+        size_t len = 0;
+
+        if (k->kind != KIND_FILE || !ld->path[i])
+            continue;
+        /* The value key sharing this field (jwt_secret for jwt_secret_file)
+         * must not be set too: which one should win is anyone's guess. */
+        for (size_t j = 0; j < NKEYS; j++)
+            if (j != i && keys[j].kind == KIND_SECRET &&
+                keys[j].off == k->off && ld->set[j])
+                return errorf(ld, "%s and %s are both set; use one",
+                              keys[j].name, k->name);
+        if (read_whole(ld, k, ld->path[i], &buf, &len) != RC_OK)
+            return RC_EINVAL;
+        if (k->flags & F_LEN) {
+            /* One newline, as editors and `echo` add; "\r\n" counts as one. */
+            if (len > 0 && buf[len - 1] == '\n') {
+                len--;
+                if (len > 0 && buf[len - 1] == '\r')
+                    len--;
+                buf[len] = '\0';
+            }
+        }
+        if (len == 0) {
+            free(buf);
+            return errorf(ld, "%s: \"%s\" is empty", k->name, ld->path[i]);
+        }
+        if ((k->flags & F_PEM) && !strstr(buf, "-----BEGIN ")) {
+            free(buf);
+            return errorf(ld, "%s: \"%s\" does not hold a PEM key", k->name,
+                          ld->path[i]);
+        }
+        if (k->flags & F_LEN) {
+            set_secret(ld->cfg, k, buf, len);
+        } else {
+            free(*str_field(ld->cfg, k->off));
+            *str_field(ld->cfg, k->off) = buf;
+        }
+    }
+    return RC_OK;
+}
+
+/* Checks that span keys, run once every source is applied. */
+static rc_err_t cross_check(loader_t *ld)
+{
+    const rc_config_t *c = ld->cfg;
+
+    if (!c->tls_cert != !c->tls_key)
+        return errorf(ld,
+                      "tls_cert and tls_key must be set together (only %s "
+                      "is set)",
+                      c->tls_cert ? "tls_cert" : "tls_key");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *path;
+        FILE *fp;
+
+        if (!(keys[i].flags & F_READABLE))
+            continue;
+        path = *str_field(ld->cfg, keys[i].off);
+        if (!path)
+            continue;
+        fp = fopen(path, "r");
+        if (!fp)
+            return errorf(ld, "%s: cannot read \"%s\": %s", keys[i].name, path,
+                          strerror(errno));
+        fclose(fp);
+    }
+    if (c->dev_no_auth)
+        return RC_OK;
+    if (c->jwt_alg[0] == 'H') {
+        if (!c->jwt_secret || c->jwt_secret_len == 0)
+            return errorf(ld,
+                          "jwt_alg %s needs jwt_secret or jwt_secret_file (or "
+                          "dev_no_auth for development)",
+                          c->jwt_alg);
+    } else if (!c->jwt_public_key) {
+        return errorf(ld,
+                      "jwt_alg %s needs jwt_public_key_file (or dev_no_auth "
+                      "for development)",
+                      c->jwt_alg);
+    }
+    return RC_OK;
+}
+
+static void apply_defaults(rc_config_t *cfg)
+{
+    char err[256];
+    char host[256];
+    char id[MAX_NODE_ID + 1];
+    loader_t ld = {.cfg = cfg, .err = err, .errlen = sizeof(err)};
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!keys[i].def)
+            continue;
+        if (set_text(&ld, &keys[i], keys[i].def, "default") != RC_OK) {
+            /* A bad default is a bug in the table, not an operator error. */
+            rc_log(RC_LOG_ERROR, "config_bad_default", "%s", err);
+            abort();
+        }
+    }
+    if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "roomcast");
+    host[sizeof(host) - 1] = '\0';
+    /* Keep the pid whole even if the host name is long. */
+    snprintf(id, sizeof(id), "%.100s-%ld", host, (long)getpid());
+    for (char *p = id; *p; p++)
+        if (!isgraph((unsigned char)*p))
+            *p = '_';
+    set_str(cfg, OFF(node_id), id);
+}
+
+rc_config_t *rc_config_create_default(void)
+{
+    rc_config_t *cfg = rc_xcalloc(1, sizeof(*cfg));
+
+    apply_defaults(cfg);
+    return cfg;
+}
+
+void rc_config_destroy(rc_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_def_t *k = &keys[i];
+        char **f;
+
+        if (k->kind == KIND_BOOL || k->kind == KIND_I64 ||
+            k->kind == KIND_U32 || k->kind == KIND_U64)
+            continue;
+        /* A *_file key shares its field with a secret key; NULL after the
+         * first free makes the second one a no-op. */
+        f = str_field(cfg, k->off);
+        if (*f && (k->kind == KIND_SECRET ||
+                   (k->kind == KIND_FILE && (k->flags & F_LEN))))
+            wipe(*f, *(size_t *)field(cfg, k->off2));
+        free(*f);
+        *f = NULL;
+    }
+    free(cfg);
+}
+
+rc_err_t rc_config_load(int argc, char **argv, char **envp, rc_config_t **out,
+                        char *err, size_t errlen)
+{
+    char dummy[1];
+    loader_t ld = {.err = err, .errlen = errlen};
+    flag_val_t *vals = NULL;
+    size_t nvals = 0;
+    const char *config = NULL, *config_where = "from --config";
+    char flag[64], where[80];
+    rc_err_t rc;
+
+    *out = NULL;
+    if (!err || errlen == 0) {
+        ld.err = dummy;
+        ld.errlen = sizeof(dummy);
+    }
+    ld.err[0] = '\0';
+    if (!envp)
+        envp = environ;
+    vals = rc_xcalloc(argc > 0 ? (size_t)argc : 1, sizeof(*vals));
+    rc = scan_argv(&ld, argc, argv, vals, &nvals, &config);
+    if (rc != RC_OK)
+        goto fail;
+    if (!config) {
+        for (char **e = envp; *e; e++)
+            if (strncmp(*e, ENV_PREFIX "CONFIG=", ENV_PREFIX_LEN + 7) == 0 &&
+                (*e)[ENV_PREFIX_LEN + 7] != '\0') {
+                config = *e + ENV_PREFIX_LEN + 7;
+                config_where = "from ROOMCAST_CONFIG";
+            }
+    }
+
+    ld.cfg = rc_config_create_default();
+    if (config && (rc = load_json_file(&ld, config, config_where)) != RC_OK)
+        goto fail;
+    if ((rc = apply_env(&ld, envp)) != RC_OK)
+        goto fail;
+    for (size_t i = 0; i < nvals; i++) {
+        const key_def_t *k = &keys[vals[i].key];
+
+        flag_name(k, flag, sizeof(flag));
+        snprintf(where, sizeof(where), "from %s", flag);
+        if ((rc = set_text(&ld, k, vals[i].value, where)) != RC_OK)
+            goto fail;
+    }
+    if ((rc = read_files(&ld)) != RC_OK)
+        goto fail;
+    if ((rc = cross_check(&ld)) != RC_OK)
+        goto fail;
+    for (size_t i = 0; i < NKEYS; i++)
+        free(ld.path[i]);
+    free(vals);
+    *out = ld.cfg;
+    return RC_OK;
+
+fail:
+    for (size_t i = 0; i < NKEYS; i++)
+        free(ld.path[i]);
+    free(vals);
+    rc_config_destroy(ld.cfg);
+    return rc;
+}
+
+static const char *value_hint(const key_def_t *k)
+{
+    switch (k->kind) {
+    case KIND_STR:
+        return k->flags & F_READABLE ? "PATH" : "TEXT";
+    case KIND_SECRET:
+        return "SECRET";
+    case KIND_FILE:
+        return "PATH";
+    case KIND_ADDR:
+        return "HOST:PORT";
+    case KIND_BOOL:
+        return "[=true|false]";
+    default:
+        return "N";
+    }
+}
+
+void rc_config_usage(void *f)
+{
+    FILE *fp = f;
+    char flag[64], env[64];
+
+    fprintf(fp,
+            "Usage: roomcastd [--config FILE] [--KEY VALUE | --KEY=VALUE]...\n"
+            "       roomcastd --help | --version\n"
+            "\n"
+            "Each key may be set in the JSON config file (--config FILE or\n"
+            "ROOMCAST_CONFIG), as ROOMCAST_<KEY> in the environment, or as\n"
+            "--<key-with-dashes>. A flag beats the environment, which beats\n"
+            "the file, which beats the default. Durations are milliseconds.\n"
+            "\n"
+            "Keys:\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_def_t *k = &keys[i];
+
+        flag_name(k, flag, sizeof(flag));
+        env_name(k, env, sizeof(env));
+        fprintf(fp, "  %s %s\n      %s\n      env %s, file key \"%s\", ", flag,
+                value_hint(k), k->help, env, k->name);
+        if (k->flags & F_COMPUTED)
+            fprintf(fp, "default <host name>-<pid>");
+        else if (k->def)
+            fprintf(fp, "default %s", k->def);
+        else
+            fprintf(fp, "default none");
+        if (k->kind == KIND_I64 || k->kind == KIND_U32 || k->kind == KIND_U64)
+            fprintf(fp, ", range %lld..%lld", (long long)k->min,
+                    (long long)k->max);
+        fprintf(fp, "\n");
+    }
+}

@@ -1,0 +1,87 @@
+/* Node configuration: defaults, then the JSON file (--config), then the
+ * environment (ROOMCAST_<KEY>), then flags (--<key-with-dashes>); a later
+ * source beats an earlier one. Immutable once loaded (STYLE rule 8).
+ * SPDX-License-Identifier: MIT */
+#ifndef RC_CONFIG_H
+#define RC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct rc_config {
+    /* listeners: host and port split from "host:port" */
+    char *listen_host; /* "0.0.0.0" */
+    int listen_port;   /* 8080 */
+    char *admin_host;  /* "127.0.0.1" */
+    int admin_port;    /* 9090 */
+    char *ws_path;     /* "/ws" */
+    char *node_id;     /* host name + "-" + pid */
+
+    /* redis */
+    char *redis_url;  /* NULL: local (single node) adapter */
+    char *key_prefix; /* "roomcast:" */
+
+    /* auth */
+    char *jwt_alg;             /* "HS256" */
+    char *jwt_secret;          /* from jwt_secret or jwt_secret_file */
+    size_t jwt_secret_len;     /* bytes of jwt_secret (a file may hold NULs) */
+    char *jwt_public_key;      /* PEM text read from jwt_public_key_file */
+    char *jwt_issuer;          /* NULL: not checked */
+    char *jwt_audience;        /* NULL: not checked */
+    int64_t jwt_leeway_ms;     /* 30000 */
+    int64_t auth_timeout_ms;   /* 5000 */
+    uint32_t max_pending_auth; /* 1024: sockets waiting for an auth frame */
+    bool dev_no_auth;          /* false; true accepts anyone (logged loudly) */
+
+    /* tls: wss when both are set; PEM file paths */
+    char *tls_cert;
+    char *tls_key;
+
+    /* limits */
+    uint32_t max_frame;            /* 65536 bytes per inbound frame */
+    uint32_t max_rooms;            /* 256 rooms per connection */
+    uint32_t max_connections;      /* 0: unlimited (the fd limit rules) */
+    uint64_t outbound_queue_bytes; /* 1048576 */
+    uint32_t outbound_queue_msgs;  /* 4096 frames */
+    uint32_t rate_limit;           /* 100 frames/s */
+    uint32_t rate_burst;           /* 200 frames */
+    uint32_t max_publish;          /* 65536 bytes of data */
+
+    /* timing, milliseconds */
+    int64_t heartbeat_ms; /* 25000 */
+
+    /* history and resume */
+    uint32_t history_size;  /* 100 */
+    int64_t history_ttl_ms; /* 300000 */
+    int64_t resume_ttl_ms;  /* 120000 */
+    char *resume_secret;    /* from resume_secret or resume_secret_file */
+    size_t resume_secret_len;
+    int64_t drain_window_ms;  /* 10000 */
+    int64_t drain_timeout_ms; /* 30000 */
+
+    /* process */
+    char *log_level; /* "info" */
+} rc_config_t;
+
+/* Parse argv (flags, including --config FILE, --help, --version), the
+ * environment and the file. On success *out is owned (rc_config_destroy()).
+ * On failure returns RC_EINVAL and writes one line naming the key and the
+ * problem into err (always NUL-terminated). --help and --version print to
+ * stdout and return RC_ECLOSED so main exits 0. envp may be NULL (use
+ * environ). */
+RC_MUST_CHECK rc_err_t rc_config_load(int argc, char **argv, char **envp,
+                                      rc_config_t **out, char *err,
+                                      size_t errlen);
+
+/* Defaults only; owned. Tests and embedders use it. */
+rc_config_t *rc_config_create_default(void);
+
+void rc_config_destroy(rc_config_t *cfg); /* NULL is a no-op */
+
+/* Writes the usage text (every key with its default) to f (a FILE *). */
+void rc_config_usage(void *f);
+
+#endif /* RC_CONFIG_H */
