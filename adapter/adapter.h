@@ -20,6 +20,7 @@
 #include "gateway/msg.h"
 
 typedef struct rc_adapter rc_adapter_t;
+struct rc_buf;
 
 /* What the node gives the adapter. */
 typedef struct rc_adapter_sink {
@@ -28,6 +29,11 @@ typedef struct rc_adapter_sink {
     void (*deliver)(void *ctx, const char *room, rc_msg_t *m);
     /* The backend became reachable (up) or not. */
     void (*state)(void *ctx, bool up);
+    /* A control command for this node arrived ("drain"). */
+    void (*control)(void *ctx, const char *cmd);
+    /* This node's registry entry: one JSON object into buf (NUL-terminated),
+     * returns its length (0: nothing to announce). */
+    size_t (*node_info)(void *ctx, char *buf, size_t len);
     void *ctx;
 } rc_adapter_sink_t;
 
@@ -55,6 +61,10 @@ typedef struct rc_adapter_ops {
                                       rc_adapter_history_cb cb, void *arg);
     /* True while the backend can take publishes and deliver. */
     bool (*ready)(const rc_adapter_t *ad);
+    /* Publish this node's registry entry now (state changed). */
+    void (*announce)(rc_adapter_t *ad);
+    /* Append the adapter's metrics (Prometheus text) to b. */
+    void (*metrics)(const rc_adapter_t *ad, struct rc_buf *b);
     void (*destroy)(rc_adapter_t *ad);
 } rc_adapter_ops_t;
 

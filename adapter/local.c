@@ -185,6 +185,17 @@ static bool l_ready(const rc_adapter_t *ad)
     return true;
 }
 
+static void l_announce(rc_adapter_t *ad)
+{
+    (void)ad; /* one node: no registry */
+}
+
+static void l_metrics(const rc_adapter_t *ad, struct rc_buf *b)
+{
+    (void)ad;
+    (void)b;
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     local_adapter_t *la = h->data;
@@ -210,6 +221,8 @@ static const rc_adapter_ops_t local_ops = {
     .publish = l_publish,
     .history = l_history,
     .ready = l_ready,
+    .announce = l_announce,
+    .metrics = l_metrics,
     .destroy = l_destroy,
 };
 

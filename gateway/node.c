@@ -22,6 +22,7 @@
 
 #include "adapter/adapter.h"
 #include "adapter/local.h"
+#include "adapter/redis.h"
 #include "auth/auth.h"
 #include "auth/sealed.h"
 #include "common/log.h"
@@ -285,6 +286,44 @@ static void on_adapter_state(void *ctx, bool up)
 {
     (void)ctx;
     rc_log(up ? RC_LOG_INFO : RC_LOG_WARN, "backend_state", "up=%d", up);
+}
+
+static void on_adapter_control(void *ctx, const char *cmd)
+{
+    rc_node_t *n = ctx;
+
+    if (strcmp(cmd, "drain") == 0)
+        rc_node_drain(n);
+    else
+        rc_log(RC_LOG_WARN, "unknown_control", "cmd=%s", cmd);
+}
+
+static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
+{
+    rc_node_t *n = ctx;
+    json_t *o;
+    char *txt;
+    size_t l = 0;
+    char addr[300];
+
+    snprintf(addr, sizeof(addr), "%s:%d", n->cfg->listen_host,
+             n->cfg->listen_port);
+    o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "id", n->cfg->node_id,
+                  "addr", addr, "state",
+                  n->stopping   ? "stopping"
+                  : n->draining ? "draining"
+                                : "serving",
+                  "connections", (json_int_t)n->nconns, "rooms",
+                  (json_int_t)rc_hub_room_count(n->hub), "ts",
+                  (json_int_t)wall_ms());
+    txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (txt && strlen(txt) < len) {
+        l = strlen(txt);
+        memcpy(buf, txt, l + 1);
+    }
+    free(txt);
+    json_decref(o);
+    return l;
 }
 
 /* One WRITEABLE: one lws_write carrying as many queued frames as fit. */
@@ -1180,6 +1219,7 @@ void rc_node_drain(rc_node_t *n)
     if (n->draining || n->stopping)
         return;
     n->draining = 1;
+    n->adapter->ops->announce(n->adapter);
     n->drain_started = uv_now(n->loop);
     n->drain_total = n->nconns;
     rc_log(RC_LOG_INFO, "drain_start",
@@ -1281,6 +1321,7 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
                   m->lat_sum_s);
     rc_buf_printf(b, "roomcast_publish_deliver_seconds_count %" PRIu64 "\n",
                   m->lat_count);
+    n->adapter->ops->metrics(n->adapter, b);
 #undef G
 #undef C
 }
@@ -1425,7 +1466,8 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     rc_node_t *n = rc_xcalloc(1, sizeof(*n));
     rc_hub_limits_t limits = {cfg->outbound_queue_bytes,
                               cfg->outbound_queue_msgs};
-    rc_adapter_sink_t sink = {on_adapter_deliver, on_adapter_state, n};
+    rc_adapter_sink_t sink = {on_adapter_deliver, on_adapter_state,
+                              on_adapter_control, on_adapter_node_info, n};
 
     n->loop = loop;
     n->cfg = cfg;
@@ -1471,12 +1513,23 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     }
 
     n->hub = rc_hub_create(&hub_ops, n, &limits);
-    n->adapter = rc_local_create(loop, &sink, cfg->history_size,
-                                 cfg->history_ttl_ms);
-    if (cfg->redis_url)
-        rc_log(RC_LOG_WARN, "redis_unsupported",
-               "msg=\"redis_url is set but this build has only the local "
-               "adapter\"");
+    if (cfg->redis_url) {
+        rc_redis_config_t rcfg = {
+            .url = cfg->redis_url,
+            .prefix = cfg->key_prefix,
+            .node_id = cfg->node_id,
+            .history_size = cfg->history_size,
+            .history_ttl_ms = cfg->history_ttl_ms,
+            .max_publish = cfg->max_publish,
+            .unsubscribe_delay_ms = 2000,
+        };
+        n->adapter = rc_redis_create(loop, &sink, &rcfg, err, errlen);
+        if (!n->adapter)
+            goto fail;
+    } else {
+        n->adapter = rc_local_create(loop, &sink, cfg->history_size,
+                                     cfg->history_ttl_ms);
+    }
 
     uv_timer_init(loop, &n->hb_timer);
     uv_timer_init(loop, &n->auth_timer);

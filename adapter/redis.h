@@ -1,0 +1,50 @@
+/* The Redis adapter: rooms across nodes through Redis pub/sub, with
+ * numbered history kept by a Redis function library (roomcast_publish,
+ * roomcast_history). hiredis async on the node's libuv loop: one
+ * connection for subscriptions, one for commands (pipelined).
+ * See docs/REDIS.md for the key layout and the failure behaviour.
+ * SPDX-License-Identifier: MIT */
+#ifndef RC_ADAPTER_REDIS_H
+#define RC_ADAPTER_REDIS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "adapter/adapter.h"
+
+typedef struct rc_redis_config {
+    const char *url;     /* redis://[[user]:password@]host[:port][/db] */
+    const char *prefix;  /* "roomcast:" */
+    const char *node_id; /* for the registry and the control channel */
+    uint32_t history_size;
+    int64_t history_ttl_ms;
+    uint32_t max_publish;
+    int64_t unsubscribe_delay_ms; /* absorb join/leave churn */
+} rc_redis_config_t;
+
+/* Returns an owned adapter (rc_adapter_destroy()) that connects in the
+ * background (ready() is false until it is up), or NULL with a reason in
+ * err for a bad URL or prefix. cfg strings are copied. */
+rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
+                              const rc_redis_config_t *cfg, char *err,
+                              size_t errlen);
+
+/* The function library text for prefix/sizes (owned, free()); exposed for
+ * the CLI and tests. NULL when prefix holds characters that are not
+ * allowed in it. */
+char *rc_redis_library(const char *prefix, uint32_t history_size,
+                       int64_t history_ttl_ms, uint32_t max_publish);
+
+/* Parse a redis:// URL. host is at most 255 bytes. Returns RC_EINVAL with
+ * nothing set on a bad URL. */
+typedef struct rc_redis_url {
+    char host[256];
+    int port;
+    int db;
+    char user[128];
+    char password[256];
+} rc_redis_url_t;
+RC_MUST_CHECK rc_err_t rc_redis_url_parse(const char *url,
+                                          rc_redis_url_t *out);
+
+#endif /* RC_ADAPTER_REDIS_H */
