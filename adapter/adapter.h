@@ -46,6 +46,12 @@ typedef void (*rc_adapter_history_cb)(void *arg, rc_err_t err,
                                       uint64_t latest, bool recovered,
                                       rc_msg_t *const *msgs, size_t n);
 
+/* A session snapshot taken for resume: json is the snapshot (borrowed for
+ * the call), or NULL when there was none; used is true when the token had
+ * been used already (then json is NULL). */
+typedef void (*rc_adapter_session_cb)(void *arg, rc_err_t err, bool used,
+                                      const char *json, size_t len);
+
 typedef struct rc_adapter_ops {
     const char *name;
     /* The node has its first local member in room / no more members. */
@@ -61,6 +67,17 @@ typedef struct rc_adapter_ops {
                                       rc_adapter_history_cb cb, void *arg);
     /* True while the backend can take publishes and deliver. */
     bool (*ready)(const rc_adapter_t *ad);
+    /* Keep a session snapshot (json, borrowed) for ttl_ms, shared by every
+     * node. Fire and forget. */
+    void (*session_save)(rc_adapter_t *ad, const char *session,
+                         const char *json, size_t len, int64_t ttl_ms);
+    /* Claim a session's resume once (atomically, across nodes) and take
+     * its snapshot. */
+    RC_MUST_CHECK rc_err_t (*session_take)(rc_adapter_t *ad,
+                                           const char *session,
+                                           int64_t ttl_ms,
+                                           rc_adapter_session_cb cb,
+                                           void *arg);
     /* Publish this node's registry entry now (state changed). */
     void (*announce)(rc_adapter_t *ad);
     /* Append the adapter's metrics (Prometheus text) to b. */

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "common/htab.h"
@@ -22,6 +23,15 @@ typedef struct local_room {
     char name[];
 } local_room_t;
 
+typedef struct local_session {
+    rc_hnode_t node;
+    int64_t expires; /* loop ms */
+    char *json;      /* NULL once taken */
+    size_t len;
+    bool used;
+    char id[];
+} local_session_t;
+
 typedef struct local_adapter {
     rc_adapter_t base;
     uv_loop_t *loop;
@@ -30,6 +40,7 @@ typedef struct local_adapter {
     int64_t history_ttl_ms;
     uint64_t key[2];
     rc_htab_t rooms;
+    rc_htab_t sessions;
 } local_adapter_t;
 
 static uint64_t now_ns(void)
@@ -90,11 +101,85 @@ static void free_room(local_adapter_t *la, local_room_t *r)
     free(r);
 }
 
+static local_session_t *session_find(local_adapter_t *la, const char *id,
+                                     bool create)
+{
+    size_t len = strlen(id);
+    uint64_t h = rc_hash_bytes(la->key, id, len);
+    rc_hnode_t *n;
+    local_session_t *s;
+
+    for (n = rc_htab_first(&la->sessions, h); n; n = rc_htab_next(n)) {
+        s = rc_container_of(n, local_session_t, node);
+        if (strcmp(s->id, id) == 0)
+            return s;
+    }
+    if (!create)
+        return NULL;
+    s = rc_xcalloc(1, sizeof(*s) + len + 1);
+    memcpy(s->id, id, len + 1);
+    s->node.hash = h;
+    rc_htab_insert(&la->sessions, &s->node);
+    return s;
+}
+
+static void session_free(local_adapter_t *la, local_session_t *s)
+{
+    rc_htab_remove(&la->sessions, &s->node);
+    free(s->json);
+    free(s);
+}
+
+static void l_session_save(rc_adapter_t *ad, const char *session,
+                           const char *json, size_t len, int64_t ttl_ms)
+{
+    local_adapter_t *la = (local_adapter_t *)ad;
+    local_session_t *s = session_find(la, session, true);
+
+    if (s->used)
+        return;
+    free(s->json);
+    s->json = rc_xstrndup(json, len);
+    s->len = len;
+    s->expires = (int64_t)uv_now(la->loop) + ttl_ms;
+}
+
+static rc_err_t l_session_take(rc_adapter_t *ad, const char *session,
+                               int64_t ttl_ms, rc_adapter_session_cb cb,
+                               void *arg)
+{
+    local_adapter_t *la = (local_adapter_t *)ad;
+    local_session_t *s = session_find(la, session, true);
+    int64_t now = (int64_t)uv_now(la->loop);
+    char *json;
+
+    if (s->used && s->expires > now) {
+        cb(arg, RC_OK, true, NULL, 0);
+        return RC_OK;
+    }
+    json = s->expires > now ? s->json : NULL;
+    s->json = NULL;
+    s->used = true;
+    s->expires = now + ttl_ms; /* remember the use as long as a token lives */
+    cb(arg, RC_OK, false, json, json ? s->len : 0);
+    free(json);
+    return RC_OK;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     local_adapter_t *la = t->data;
     rc_htab_it_t it = {0, NULL};
     rc_hnode_t *n;
+    int64_t now = (int64_t)uv_now(la->loop);
+
+    while ((n = rc_htab_iter(&la->sessions, &it))) {
+        local_session_t *s = rc_container_of(n, local_session_t, node);
+        if (s->expires <= now)
+            session_free(la, s);
+    }
+    it.bucket = 0;
+    it.next = NULL;
 
     /* A room with no members and no history left has nothing to remember:
      * forget it, or one-off room names would pile up forever. */
@@ -205,6 +290,11 @@ static void on_timer_closed(uv_handle_t *h)
     while ((n = rc_htab_iter(&la->rooms, &it)))
         free_room(la, rc_container_of(n, local_room_t, node));
     rc_htab_dispose(&la->rooms);
+    it.bucket = 0;
+    it.next = NULL;
+    while ((n = rc_htab_iter(&la->sessions, &it)))
+        session_free(la, rc_container_of(n, local_session_t, node));
+    rc_htab_dispose(&la->sessions);
     free(la);
 }
 
@@ -221,6 +311,8 @@ static const rc_adapter_ops_t local_ops = {
     .publish = l_publish,
     .history = l_history,
     .ready = l_ready,
+    .session_save = l_session_save,
+    .session_take = l_session_take,
     .announce = l_announce,
     .metrics = l_metrics,
     .destroy = l_destroy,
@@ -236,9 +328,15 @@ rc_adapter_t *rc_local_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     la->loop = loop;
     la->history_size = history_size;
     la->history_ttl_ms = history_ttl_ms;
-    la->key[0] = (uint64_t)(uintptr_t)la;
-    la->key[1] = 0x5bd1e995u;
+    /* Room names and session ids come from clients: a random key keeps
+     * them from choosing colliding names. */
+    if (getrandom(la->key, sizeof(la->key), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(la->key)) {
+        la->key[0] = (uint64_t)(uintptr_t)la;
+        la->key[1] = now_ns();
+    }
     rc_htab_init(&la->rooms);
+    rc_htab_init(&la->sessions);
     uv_timer_init(loop, &la->sweep);
     la->sweep.data = la;
     uv_timer_start(&la->sweep, on_sweep, SWEEP_MS, SWEEP_MS);

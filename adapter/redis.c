@@ -11,6 +11,8 @@
  *   Pnode:<id>     registry entry (JSON), PX 10 s, refreshed every 2 s
  *   Pctl:<id>      channel: control commands for one node ("drain")
  *   Pprobe:<id>    channel: the node's own liveness probe
+ *   Psess:{<sid>}  a session snapshot for resume (JSON), PX resume_ttl
+ *   Psess:{<sid>}:used  set once the resume token was used
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis.h"
 
@@ -122,6 +124,7 @@ struct redis_adapter {
 
 static void teardown(redis_adapter_t *r, const char *why);
 static void flush_batches(redis_adapter_t *r);
+static void on_void_reply(redisAsyncContext *ac, void *reply, void *pd);
 
 static uint64_t now_ms(redis_adapter_t *r)
 {
@@ -279,6 +282,19 @@ char *rc_redis_library(const char *prefix, uint32_t history_size,
         "  end\n"
         "  return out\n"
         "end\n"
+        /* Claim a resume token once, across nodes, and take the session
+         * snapshot: nil when already used, '' when there is none. */
+        "local function resume(keys, args)\n"
+        "  local base = P .. 'sess:{' .. keys[1] .. '}'\n"
+        "  if not redis.call('SET', base .. ':used', '1', 'NX', 'PX', "
+        "tonumber(args[1])) then\n"
+        "    return false\n"
+        "  end\n"
+        "  local snap = redis.call('GET', base)\n"
+        "  if snap then redis.call('DEL', base) end\n"
+        "  return snap or ''\n"
+        "end\n"
+        "redis.register_function('roomcast_resume', resume)\n"
         "redis.register_function('roomcast_publish', publish)\n"
         "redis.register_function{function_name='roomcast_history', "
         "callback=history, flags={'no-writes'}}\n";
@@ -870,6 +886,72 @@ static rc_err_t r_history(rc_adapter_t *ad, const char *room, bool has_since,
     return RC_OK;
 }
 
+typedef struct sess_req {
+    redis_adapter_t *r;
+    rc_adapter_session_cb cb;
+    void *arg;
+} sess_req_t;
+
+static void r_session_save(rc_adapter_t *ad, const char *session,
+                           const char *json, size_t len, int64_t ttl_ms)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    char key[256], ttl[32];
+    const char *argv[5] = {"SET", key, json, "PX", ttl};
+    size_t lens[5];
+
+    snprintf(key, sizeof(key), "%ssess:{%s}", r->prefix, session);
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    lens[0] = 3;
+    lens[1] = strlen(key);
+    lens[2] = len;
+    lens[3] = 2;
+    lens[4] = strlen(ttl);
+    (void)cmd_argv(r, on_void_reply, (void *)"session_save", 5, argv, lens);
+}
+
+static void on_resume_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    sess_req_t *q = pd;
+    redisReply *rep = reply;
+    (void)ac;
+
+    cmd_done(q->r);
+    if (!rep || rep->type == REDIS_REPLY_ERROR)
+        q->cb(q->arg, RC_EBACKEND, false, NULL, 0);
+    else if (rep->type == REDIS_REPLY_NIL)
+        q->cb(q->arg, RC_OK, true, NULL, 0);
+    else if (rep->type == REDIS_REPLY_STRING && rep->len > 0)
+        q->cb(q->arg, RC_OK, false, rep->str, rep->len);
+    else
+        q->cb(q->arg, RC_OK, false, NULL, 0);
+    free(q);
+}
+
+static rc_err_t r_session_take(rc_adapter_t *ad, const char *session,
+                               int64_t ttl_ms, rc_adapter_session_cb cb,
+                               void *arg)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    char ttl[32];
+    const char *argv[5] = {"FCALL", "roomcast_resume", "1", session, ttl};
+    size_t lens[5];
+    sess_req_t *q;
+
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    q = rc_xmalloc(sizeof(*q));
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    if (cmd_argv(r, on_resume_reply, q, 5, argv, lens) != RC_OK) {
+        free(q);
+        return RC_EBACKEND;
+    }
+    return RC_OK;
+}
+
 static bool r_ready(const rc_adapter_t *ad)
 {
     return ((const redis_adapter_t *)ad)->state == LINK_UP;
@@ -1315,6 +1397,8 @@ static const rc_adapter_ops_t redis_ops = {
     .publish = r_publish,
     .history = r_history,
     .ready = r_ready,
+    .session_save = r_session_save,
+    .session_take = r_session_take,
     .announce = r_announce,
     .metrics = r_metrics,
     .destroy = r_destroy,

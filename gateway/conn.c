@@ -20,6 +20,8 @@ void rc_conn_dispose(rc_conn_t *c)
     rc_outq_dispose(&c->outq);
     free(c->rx);
     c->rx = NULL;
+    free(c->resume);
+    c->resume = NULL;
     c->rx_len = 0;
 }
 

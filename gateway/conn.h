@@ -46,6 +46,9 @@ typedef struct rc_conn {
     uint8_t welcomed;    /* welcome frame queued */
     uint8_t close_sent;  /* our close frame is written */
     uint8_t rx_frag;     /* inside a fragmented inbound message */
+    uint8_t saved;       /* its session snapshot is stored */
+    char *resume;        /* resume token offered at upgrade, until used;
+                            owned */
     unsigned char *rx;   /* inbound reassembly, only while a frame spans
                             several reads; owned */
     uint32_t rx_len;

@@ -36,6 +36,8 @@ typedef struct rc_metrics {
     uint64_t upgrades_refused;
     uint64_t auth_timeouts;
     uint64_t token_expired_closes;
+    uint64_t resumes_accepted;
+    uint64_t resumes_refused;
     uint64_t auth_failures[RC_AUTH_REASON_COUNT];
     uint64_t drops[RC_DROP_REASON_COUNT];
     uint64_t lat_buckets[RC_METRICS_LAT_BUCKETS]; /* cumulative at render */

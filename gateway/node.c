@@ -403,7 +403,8 @@ static void make_resume(rc_node_t *n, rc_conn_t *c, char *out, size_t len)
         out[0] = '\0';
 }
 
-static void send_welcome(rc_node_t *n, rc_conn_t *c)
+/* rooms (stolen; NULL when not resumed) lists the restored rooms. */
+static void send_welcome(rc_node_t *n, rc_conn_t *c, json_t *rooms)
 {
     char session[17], resume[1024];
     json_t *w;
@@ -413,13 +414,19 @@ static void send_welcome(rc_node_t *n, rc_conn_t *c)
     w = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "op", "welcome",
                   "session", session, "node", n->cfg->node_id, "resume",
                   resume, "heartbeat_ms", (json_int_t)n->cfg->heartbeat_ms,
-                  "resumed", 0);
+                  "resumed", rooms != NULL);
+    if (w && rooms)
+        json_object_set_new(w, "rooms", rooms);
+    else
+        json_decref(rooms);
     if (w) {
         send_owned(n, c, rc_proto_json(w));
         json_decref(w);
     }
     c->welcomed = 1;
 }
+
+static void start_session(rc_node_t *n, rc_conn_t *c);
 
 /* The connection authenticated (at upgrade or by its first frame). */
 static void conn_open(rc_node_t *n, rc_conn_t *c)
@@ -428,7 +435,7 @@ static void conn_open(rc_node_t *n, rc_conn_t *c)
     if (c->id)
         exp_set(n, c, rc_identity_exp_ms(c->id));
     exp_arm(n);
-    send_welcome(n, c);
+    start_session(n, c);
 }
 
 static void pending_remove(rc_node_t *n, rc_conn_t *c)
@@ -467,6 +474,8 @@ typedef struct op {
     bool has_id, has_since;
     int64_t id;
     uint64_t since;
+    struct resume_ctx *parent; /* set for the rooms of a resume */
+    uint32_t index;
     char room[RC_ROOM_MAX + 1];
 } op_t;
 
@@ -481,7 +490,9 @@ static op_t *op_create(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
     op->id = req->id;
     op->has_since = req->has_since;
     op->since = req->since;
-    snprintf(op->room, sizeof(op->room), "%s", req->room);
+    op->parent = NULL;
+    op->index = 0;
+    snprintf(op->room, sizeof(op->room), "%s", req->room ? req->room : "");
     rc_list_push(&c->ops, &op->in_conn);
     return op;
 }
@@ -508,6 +519,28 @@ static void hub_cancel(void *ctx, rc_member_t *m)
     m->pending = NULL;
 }
 
+static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
+                             bool recovered, rc_msg_t *const *msgs,
+                             size_t nmsgs);
+
+/* Queue a member's history after since, then what was held while it
+ * synced, and make it live. */
+static void replay_and_go_live(rc_node_t *n, rc_member_t *mb, uint64_t since,
+                               rc_msg_t *const *msgs, size_t nmsgs)
+{
+    if (since > mb->last_seq)
+        mb->last_seq = since;
+    for (size_t i = 0; i < nmsgs; i++) {
+        if (msgs[i]->seq <= mb->last_seq)
+            continue;
+        mb->last_seq = msgs[i]->seq;
+        if (rc_hub_send(n->hub, mb->conn, msgs[i]) != RC_OK)
+            break;
+        n->metrics.deliveries++;
+    }
+    n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
+}
+
 static void on_history(void *arg, rc_err_t err, uint64_t latest,
                        bool recovered, rc_msg_t *const *msgs, size_t nmsgs)
 {
@@ -515,6 +548,10 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest,
     rc_node_t *n = op->n;
     rc_member_t *mb = op->member;
 
+    if (op->parent) {
+        resume_room_done(op, err, latest, recovered, msgs, nmsgs);
+        return;
+    }
     if (!op->c) {
         op_destroy(op); /* the client is gone */
         return;
@@ -535,24 +572,11 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest,
     }
     mb->pending = NULL;
     op->member = NULL;
-    if (!op->has_since) {
-        if (latest > mb->last_seq)
-            mb->last_seq = latest;
-    } else {
-        if (op->since > mb->last_seq)
-            mb->last_seq = op->since;
-        /* Replay in order; last_seq drops what was already queued. */
-        for (size_t i = 0; i < nmsgs; i++) {
-            if (msgs[i]->seq <= mb->last_seq)
-                continue;
-            mb->last_seq = msgs[i]->seq;
-            if (rc_hub_send(n->hub, op->c, msgs[i]) != RC_OK)
-                break;
-            n->metrics.deliveries++;
-        }
-    }
-    /* Then what arrived live while we waited, with no gap or duplicate. */
-    n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
+    /* Without since the client starts at the latest seq; with since, the
+     * missed ones are replayed; then what arrived live while we waited,
+     * with no gap or duplicate (last_seq drops what was queued already). */
+    replay_and_go_live(n, mb, op->has_since ? op->since : latest, msgs,
+                       op->has_since ? nmsgs : 0);
     op_destroy(op);
 }
 
@@ -644,6 +668,280 @@ static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
     free(data);
 }
 
+/* ------------------------------------------------------------- resume */
+
+/* Snapshot: {"sub":S,"rooms":[[room,last_seq],...]}, kept by the adapter
+ * for resume_ttl so that whichever node the client comes back to can
+ * restore it. Owned string or NULL. */
+static char *snapshot_json(const rc_conn_t *c, size_t *len)
+{
+    json_t *o = json_object(), *rooms = json_array();
+    rc_list_t *it;
+    char *s;
+
+    rc_list_foreach(it, &c->members)
+    {
+        const rc_member_t *mb = rc_container_of(it, rc_member_t, in_conn);
+        json_array_append_new(rooms, json_pack("[s, I]", mb->room->name,
+                                               (json_int_t)mb->last_seq));
+    }
+    json_object_set_new(o, "sub", json_string(rc_identity_sub(c->id)));
+    json_object_set_new(o, "rooms", rooms);
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
+static void save_session(rc_node_t *n, rc_conn_t *c)
+{
+    char sid[17], *json;
+    size_t len;
+
+    if (c->saved || !c->id || c->state == RC_CONN_PENDING_AUTH ||
+        rc_list_empty(&c->members))
+        return;
+    c->saved = 1;
+    json = snapshot_json(c, &len);
+    if (!json)
+        return;
+    snprintf(sid, sizeof(sid), "%016" PRIx64, c->session);
+    n->adapter->ops->session_save(n->adapter, sid, json, len,
+                                  n->cfg->resume_ttl_ms);
+    free(json);
+}
+
+typedef struct resume_room {
+    rc_member_t *mb; /* NULL when the room was not restored */
+    uint64_t since, latest;
+    bool recovered, ok;
+    rc_msg_t **msgs; /* refs held until the welcome went out */
+    size_t nmsgs;
+    char room[RC_ROOM_MAX + 1];
+} resume_room_t;
+
+typedef struct resume_ctx {
+    op_t op; /* op.c is the client, cut loose if it goes */
+    size_t n, pending;
+    resume_room_t rooms[];
+} resume_ctx_t;
+
+static void resume_free(resume_ctx_t *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        for (size_t j = 0; j < rs->rooms[i].nmsgs; j++)
+            rc_msg_unref(rs->rooms[i].msgs[j]);
+        free(rs->rooms[i].msgs);
+    }
+    op_destroy(&rs->op); /* frees rs: op is its first member */
+}
+
+/* Every room answered: welcome first, then each room's missed messages
+ * and what arrived live meanwhile, as for join with since. */
+static void resume_finish(resume_ctx_t *rs)
+{
+    rc_node_t *n = rs->op.n;
+    rc_conn_t *c = rs->op.c;
+    json_t *list;
+
+    if (!c) {
+        resume_free(rs);
+        return;
+    }
+    list = json_array();
+    for (size_t i = 0; i < rs->n; i++) {
+        resume_room_t *rr = &rs->rooms[i];
+        if (rr->ok && rr->mb)
+            json_array_append_new(
+                list, json_pack("{s:s, s:I, s:b}", "room", rr->room, "seq",
+                                (json_int_t)rr->latest, "recovered",
+                                rr->recovered));
+    }
+    n->metrics.resumes_accepted++;
+    send_welcome(n, c, list);
+    for (size_t i = 0; i < rs->n; i++) {
+        resume_room_t *rr = &rs->rooms[i];
+        if (rr->mb)
+            replay_and_go_live(n, rr->mb, rr->since, rr->msgs, rr->nmsgs);
+    }
+    resume_free(rs);
+}
+
+static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
+                             bool recovered, rc_msg_t *const *msgs,
+                             size_t nmsgs)
+{
+    resume_ctx_t *rs = op->parent;
+    resume_room_t *rr = &rs->rooms[op->index];
+
+    rr->mb = op->member; /* NULL if it left (or the client went) */
+    if (rr->mb)
+        rr->mb->pending = NULL;
+    op->member = NULL;
+    if (err == RC_OK && rr->mb) {
+        rr->ok = true;
+        rr->latest = latest;
+        rr->recovered = recovered;
+        rr->msgs = nmsgs ? rc_xmalloc(nmsgs * sizeof(*rr->msgs)) : NULL;
+        for (size_t i = 0; i < nmsgs; i++)
+            rr->msgs[i] = rc_msg_ref(msgs[i]);
+        rr->nmsgs = nmsgs;
+    } else if (rr->mb) {
+        rc_hub_leave_member(op->n->hub, rr->mb);
+        rr->mb = NULL;
+    }
+    op_destroy(op);
+    if (--rs->pending == 0)
+        resume_finish(rs);
+}
+
+static void resume_refused(rc_node_t *n, rc_conn_t *c, const char *why)
+{
+    n->metrics.resumes_refused++;
+    rc_log(RC_LOG_INFO, "resume_refused", "session=%016" PRIx64 " why=%s",
+           c->session, why);
+    send_welcome(n, c, NULL);
+}
+
+static void on_session_taken(void *arg, rc_err_t err, bool used,
+                             const char *json, size_t len)
+{
+    resume_ctx_t *rs = arg;
+    rc_node_t *n = rs->op.n;
+    rc_conn_t *c = rs->op.c;
+    json_t *root = NULL, *rooms;
+    size_t i, k = 0;
+    resume_ctx_t *big;
+
+    if (!c) {
+        resume_free(rs);
+        return;
+    }
+    if (err != RC_OK || used || !json) {
+        resume_refused(n, c, err != RC_OK ? "backend" : used ? "used"
+                                                              : "no_snapshot");
+        resume_free(rs);
+        return;
+    }
+    root = json_loadb(json, len, 0, NULL);
+    rooms = json_object_get(root, "rooms");
+    if (!json_is_array(rooms) ||
+        !json_is_string(json_object_get(root, "sub")) ||
+        strcmp(json_string_value(json_object_get(root, "sub")),
+               rc_identity_sub(c->id)) != 0) {
+        json_decref(root);
+        resume_refused(n, c, "bad_snapshot");
+        resume_free(rs);
+        return;
+    }
+    /* Grow the context to hold every room, then join each one the
+     * current token still allows and fetch its history after since. */
+    big = rc_xrealloc(rs, sizeof(*rs) +
+                              json_array_size(rooms) * sizeof(resume_room_t));
+    /* realloc moved the op: relink it on the conn's list */
+    big->op.in_conn.next->prev = &big->op.in_conn;
+    big->op.in_conn.prev->next = &big->op.in_conn;
+    rs = big;
+    rs->n = 0;
+    rs->pending = 1; /* held until every room was asked */
+    for (i = 0; i < json_array_size(rooms); i++) {
+        json_t *e = json_array_get(rooms, i);
+        const char *room = json_string_value(json_array_get(e, 0));
+        json_t *seq = json_array_get(e, 1);
+        resume_room_t *rr = &rs->rooms[rs->n];
+        rc_member_t *mb;
+        op_t *op;
+        rc_req_t fake;
+
+        if (!room || !json_is_integer(seq) ||
+            !rc_room_name_valid(room, strlen(room)) ||
+            !may_join(n, c, room) || c->nrooms >= n->cfg->max_rooms)
+            continue;
+        if (rc_hub_join(n->hub, c, room, &mb) != RC_OK)
+            continue;
+        memset(rr, 0, sizeof(*rr));
+        snprintf(rr->room, sizeof(rr->room), "%s", room);
+        rr->since = (uint64_t)json_integer_value(seq);
+        memset(&fake, 0, sizeof(fake));
+        fake.room = room;
+        fake.has_since = true;
+        fake.since = rr->since;
+        op = op_create(n, c, &fake);
+        op->parent = rs;
+        op->index = (uint32_t)rs->n;
+        op->member = mb;
+        mb->pending = op;
+        rc_hub_sync_begin(n->hub, mb);
+        rs->n++;
+        rs->pending++;
+        k++;
+        if (n->adapter->ops->history(n->adapter, room, true, rr->since,
+                                     on_history, op) != RC_OK)
+            resume_room_done(op, RC_EBACKEND, 0, false, NULL, 0);
+    }
+    json_decref(root);
+    if (--rs->pending == 0)
+        resume_finish(rs);
+}
+
+/* The welcome, after restoring the session named by a valid resume token
+ * (bound to the JWT's sub, unexpired, usable once). Anything else is
+ * refused quietly: resumed:false. */
+static void start_session(rc_node_t *n, rc_conn_t *c)
+{
+    char payload[RC_AUTH_MAX_SUB + 64], sid[17], *tok = c->resume;
+    rc_sealed_keys_t keys = {n->resume_key, n->resume_key_len, NULL, 0};
+    size_t plen = 0;
+    unsigned long long expiry;
+    int off = 0;
+    resume_ctx_t *rs;
+    rc_req_t fake;
+
+    c->resume = NULL;
+    if (!tok || !c->id) {
+        free(tok);
+        send_welcome(n, c, NULL);
+        return;
+    }
+    if (rc_sealed_open(&keys, tok, strlen(tok), payload, sizeof(payload) - 1,
+                       &plen) != RC_OK) {
+        free(tok);
+        resume_refused(n, c, "forged");
+        return;
+    }
+    free(tok);
+    payload[plen] = '\0';
+    if (sscanf(payload, "1|%16[0-9a-f]|%llu|%n", sid, &expiry, &off) != 2 ||
+        off == 0) {
+        resume_refused(n, c, "malformed");
+        return;
+    }
+    if ((int64_t)expiry < wall_ms()) {
+        resume_refused(n, c, "expired");
+        return;
+    }
+    if (strcmp(payload + off, rc_identity_sub(c->id)) != 0) {
+        resume_refused(n, c, "other_sub");
+        return;
+    }
+    memset(&fake, 0, sizeof(fake));
+    rs = rc_xcalloc(1, sizeof(*rs));
+    {
+        op_t *op = op_create(n, c, &fake);
+        rs->op = *op;
+        /* move the list link from the temporary op to rs->op */
+        rc_list_remove(&op->in_conn);
+        free(op);
+        rc_list_init(&rs->op.in_conn);
+        rc_list_push(&c->ops, &rs->op.in_conn);
+    }
+    if (n->adapter->ops->session_take(n->adapter, sid, n->cfg->resume_ttl_ms,
+                                      on_session_taken, rs) != RC_OK) {
+        resume_free(rs);
+        resume_refused(n, c, "backend");
+    }
+}
+
 static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 {
     rc_identity_t *id = NULL;
@@ -692,9 +990,14 @@ static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     rc_auth_reason_t r = RC_AUTH_MALFORMED;
     rc_err_t err = rc_proto_parse(buf, len, &req, &code, &msg);
 
-    if (err == RC_OK && req.op == RC_OP_AUTH)
+    if (err == RC_OK && req.op == RC_OP_AUTH) {
         r = rc_auth_verify(n->auth, req.token, req.token_len, wall_ms(),
                            &c->id);
+        if (req.resume && strlen(req.resume) < 1024) {
+            free(c->resume);
+            c->resume = rc_xstrdup(req.resume);
+        }
+    }
     else if (err == RC_OK)
         r = RC_AUTH_MISSING;
     rc_req_dispose(&req);
@@ -983,6 +1286,12 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
     rc_conn_init(c);
     c->owner = n;
     c->id = id;
+    {
+        const char *rq = lws_get_urlarg_by_name(wsi, "resume=", tok,
+                                                (int)sizeof(tok) - 1);
+        if (rq && *rq && strlen(rq) < 1024)
+            c->resume = rc_xstrdup(rq);
+    }
     c->session = next_session(n);
     c->state = (id || !n->auth) ? RC_CONN_OPEN : RC_CONN_PENDING_AUTH;
     lws_set_opaque_user_data(wsi, c);
@@ -1004,6 +1313,8 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     }
     pending_remove(n, c);
     exp_remove(n, c);
+    /* A client that goes away can resume on any node within resume_ttl. */
+    save_session(n, c);
     rc_hub_leave_all(n->hub, c);
     /* Ops still waiting for the adapter outlive the conn; cut them loose. */
     while (!rc_list_empty(&c->ops)) {
@@ -1166,6 +1477,9 @@ static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
         return;
     }
     make_resume(n, c, resume, sizeof(resume));
+    /* The snapshot is queued to the backend before the reconnect frame is
+     * even written, so it is there when the client comes back. */
+    save_session(n, c);
     f = json_pack("{s:s, s:s, s:I, s:s}", "op", "reconnect", "reason",
                   "drain", "after_ms", (json_int_t)after_ms, "resume",
                   resume);
@@ -1262,6 +1576,11 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
     G("draining", "1 while the node drains.", n->draining);
     C("drain_clients_moved_total", "Clients sent reconnect by a drain.",
       n->clients_moved);
+    C("resumes_accepted_total", "Sessions restored from a resume token.",
+      m->resumes_accepted);
+    C("resumes_refused_total",
+      "Resume tokens refused (forged, expired, other sub, used, no snapshot).",
+      m->resumes_refused);
     C("connections_opened_total", "Connections upgraded.", m->conns_opened);
     C("connections_closed_total", "Connections closed.", m->conns_closed);
     C("frames_in_total", "Frames received from clients.", m->frames_in);
