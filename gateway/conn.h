@@ -40,7 +40,7 @@ typedef struct rc_conn {
     uint32_t tokens;        /* rate bucket, in thousandths of a frame */
     uint32_t refill_ms;     /* loop clock of the last refill */
     uint32_t strikes;       /* frames refused while the bucket was empty */
-    uint16_t nrooms;
+    uint32_t nrooms;
     uint16_t close_code; /* sent when CLOSING reaches WRITEABLE */
     uint8_t state;       /* rc_conn_state_t */
     uint8_t welcomed;    /* welcome frame queued */

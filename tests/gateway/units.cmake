@@ -1,0 +1,23 @@
+# Unit tests of gateway/ modules: one executable and one add_test() each
+# (STYLE rule 14), no sockets. Include from tests/gateway/CMakeLists.txt;
+# paths are relative to this file.
+# SPDX-License-Identifier: MIT
+add_executable(test_msg ${CMAKE_CURRENT_LIST_DIR}/test_msg.c)
+target_link_libraries(test_msg PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_msg COMMAND test_msg)
+
+add_executable(test_outq ${CMAKE_CURRENT_LIST_DIR}/test_outq.c)
+target_link_libraries(test_outq PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_outq COMMAND test_outq)
+
+add_executable(test_hub ${CMAKE_CURRENT_LIST_DIR}/test_hub.c)
+target_link_libraries(test_hub PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_hub COMMAND test_hub)
+
+add_executable(test_proto ${CMAKE_CURRENT_LIST_DIR}/test_proto.c)
+target_link_libraries(test_proto PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_proto COMMAND test_proto)
+
+add_executable(test_conn ${CMAKE_CURRENT_LIST_DIR}/test_conn.c)
+target_link_libraries(test_conn PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_conn COMMAND test_conn)
