@@ -227,7 +227,8 @@ static rc_err_t l_publish(rc_adapter_t *ad, const char *room,
     /* Reply first, then deliver: the publisher sees its ok before its own
      * message, as it would through Redis. */
     cb(arg, RC_OK, r->seq);
-    ad->sink.deliver(ad->sink.ctx, room, m);
+    /* room may belong to the caller's op, which the callback freed. */
+    ad->sink.deliver(ad->sink.ctx, r->name, m);
     rc_msg_unref(m);
     return RC_OK;
 }

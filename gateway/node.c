@@ -64,7 +64,8 @@ struct rc_node {
     rc_conn_t **exp_heap; /* min-heap on exp_ms */
     uint32_t exp_len, exp_cap;
 
-    uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer;
+    uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
+    uint64_t stop_started;
     int draining;
     uint64_t drain_started;  /* loop ms */
     uint32_t drain_total;    /* clients when the drain began */
@@ -263,7 +264,8 @@ static void hub_room_open(void *ctx, const rc_room_t *room)
 static void hub_room_close(void *ctx, const rc_room_t *room)
 {
     rc_node_t *n = ctx;
-    n->adapter->ops->room_close(n->adapter, room->name);
+    if (n->adapter) /* NULL once the node stopped */
+        n->adapter->ops->room_close(n->adapter, room->name);
 }
 
 static void hub_cancel(void *ctx, rc_member_t *m);
@@ -699,7 +701,7 @@ static void save_session(rc_node_t *n, rc_conn_t *c)
     size_t len;
 
     if (c->saved || !c->id || c->state == RC_CONN_PENDING_AUTH ||
-        rc_list_empty(&c->members))
+        rc_list_empty(&c->members) || !n->adapter)
         return;
     c->saved = 1;
     json = snapshot_json(c, &len);
@@ -1854,9 +1856,10 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     uv_timer_init(loop, &n->auth_timer);
     uv_timer_init(loop, &n->exp_timer);
     uv_timer_init(loop, &n->drain_timer);
+    uv_timer_init(loop, &n->reap_timer);
     n->hb_timer.data = n->auth_timer.data = n->exp_timer.data = n;
-    n->drain_timer.data = n;
-    n->handles_open = 4;
+    n->drain_timer.data = n->reap_timer.data = n;
+    n->handles_open = 5;
     uv_timer_start(&n->hb_timer, on_hb_timer,
                    (uint64_t)cfg->heartbeat_ms / HB_SLICES,
                    (uint64_t)cfg->heartbeat_ms / HB_SLICES);
@@ -1886,6 +1889,17 @@ static void on_handle_closed(uv_handle_t *h)
     n->handles_open--;
 }
 
+static void on_reap(uv_timer_t *t)
+{
+    rc_node_t *n = t->data;
+
+    if (n->nconns && uv_now(n->loop) - n->stop_started < 2000)
+        return;
+    rc_adapter_destroy(n->adapter);
+    n->adapter = NULL;
+    uv_close((uv_handle_t *)t, on_handle_closed);
+}
+
 void rc_node_stop(rc_node_t *n)
 {
     rc_list_t *it;
@@ -1902,16 +1916,20 @@ void rc_node_stop(rc_node_t *n)
         if (c->wsi && c->state != RC_CONN_CLOSING)
             conn_close(n, c, LWS_CLOSE_STATUS_GOINGAWAY);
     }
-    if (n->handles_open == 4) {
-        uv_close((uv_handle_t *)&n->hb_timer, on_handle_closed);
-        uv_close((uv_handle_t *)&n->auth_timer, on_handle_closed);
-        uv_close((uv_handle_t *)&n->exp_timer, on_handle_closed);
-        uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
-    }
     rc_admin_destroy(n->admin);
     n->admin = NULL;
     if (n->lws)
         lws_context_destroy(n->lws);
+    if (n->handles_open == 5) {
+        uv_close((uv_handle_t *)&n->hb_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&n->auth_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&n->exp_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&n->drain_timer, on_handle_closed);
+        /* The adapter's links keep the loop alive: let it go once lws has
+         * closed the clients (their last snapshots are queued by then). */
+        n->stop_started = uv_now(n->loop);
+        uv_timer_start(&n->reap_timer, on_reap, 0, 10);
+    }
 }
 
 void rc_node_destroy(rc_node_t *n)
