@@ -1,0 +1,1056 @@
+/* loadtest/lt_worker.c: a client worker of roomcast-load: many plain-ws
+ * connections on one epoll loop, with as little work per received frame as
+ * we can manage, because this process must never be what limits a run.
+ *
+ * Per connection we keep 48 bytes plus one last-seq per joined room; read
+ * buffers are shared (one per process) and only a partial frame left at the
+ * end of a read is copied into a per-connection heap block until the rest
+ * arrives. Received JSON is not parsed: "seq":, "t": and "id": are found by
+ * scanning, since the gateway writes msg frames in one fixed layout.
+ * SPDX-License-Identifier: MIT */
+#include "loadtest/lt_worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "loadtest/lt_hist.h"
+#include "loadtest/lt_ws.h"
+
+#define READ_BUF (256 * 1024)
+#define MAX_LEFTOVER                                                           \
+    (128 * 1024)               /* partial frame kept per connection;           \
+                                  must stay below READ_BUF */
+#define MAX_WBUF (1024 * 1024) /* unsent client bytes per connection */
+#define MAX_FRAME MAX_LEFTOVER
+#define MAX_EVENTS 1024
+#define READS_PER_EVENT 4    /* then let other sockets have a turn */
+#define OPENS_PER_TICK 512   /* new connections per loop turn, at most */
+#define JOINS_PER_TICK 1024  /* connections sent their joins per loop turn */
+#define PROGRESS_NS 50000000 /* progress record every 50 ms when changed */
+#define SWEEP_NS 200000000   /* handshake/cycle timeout sweep */
+#define CMD_TAG UINT64_MAX   /* epoll data of the command pipe */
+#define SEQ_NONE UINT64_MAX  /* room slot not joined */
+#define SEQ_ANY (UINT64_MAX - 1) /* joined, base seq unknown */
+#define BCAST_RING 64
+
+enum conn_state {
+    ST_FREE = 0,
+    ST_CONNECTING, /* non-blocking connect in flight */
+    ST_UPGRADING,  /* request sent, waiting for 101 */
+    ST_WELCOME,    /* 101 read, waiting for the welcome frame */
+    ST_OPEN,       /* authenticated */
+    ST_JOINING,    /* joins sent, replies outstanding */
+    ST_JOINED,
+    ST_LEAVING, /* churn: leaves sent */
+    ST_CLOSING, /* churn: close frame sent, waiting for the server's */
+};
+
+enum phase {
+    PH_RAMP = 0,
+    PH_IDLE,
+    PH_JOIN,
+    PH_CHURN,
+    PH_CHURN_DRAIN,
+};
+
+typedef struct conn {
+    int fd;
+    uint8_t state;
+    uint8_t wantout;  /* EPOLLOUT is registered */
+    uint16_t pending; /* replies outstanding */
+    uint32_t gen;     /* connection generation (churn reuses slots) */
+    uint32_t rlen;    /* bytes in rbuf */
+    uint32_t wlen;    /* bytes in wbuf */
+    uint8_t *rbuf;    /* partial frame left by the last read; owned */
+    uint8_t *wbuf;    /* bytes the socket did not take yet; owned */
+    uint64_t t_start; /* when this connection (or cycle) began */
+} conn_t;
+
+typedef struct bslot {
+    uint64_t seq, count, min, max;
+} bslot_t;
+
+typedef struct worker {
+    const lt_cfg_t *cfg;
+    uint32_t wid, first, count, M, R;
+    int ep, cmd_fd, rep_fd;
+    conn_t *conns;
+    uint64_t *last_seq; /* count * M */
+    uint32_t *members;  /* R: joined clients per room, this worker */
+    uint8_t *buf;       /* shared read buffer */
+    uint8_t *scratch;   /* frames being built */
+    size_t scratch_cap;
+    size_t pfxlen;
+    uint32_t rng;
+    lt_counters_t c;
+    lt_hist_t hist;
+    struct sockaddr_in dst;
+    enum phase phase;
+    uint64_t t0, deadline;
+    /* ramp / churn */
+    uint64_t opened;     /* connections started since t0 */
+    uint32_t next_local; /* ramp: next slot to open */
+    uint32_t pending_hs; /* connections in a handshake state */
+    uint32_t *freelist;  /* churn: free slots */
+    uint32_t nfree;
+    uint64_t churn_end, drain_end;
+    /* join */
+    uint32_t join_cursor;
+    uint64_t pending_replies, join_t0;
+    /* measure */
+    int measuring;
+    uint64_t cpu0, wall0, next_progress, last_progress;
+    uint64_t next_sweep;
+    uint64_t last_est; /* when the last connection was established */
+    bslot_t ring[BCAST_RING];
+    int done;
+    int rc;
+} worker_t;
+
+static uint32_t rnd(worker_t *w)
+{
+    uint32_t x = w->rng;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->rng = x;
+    return x;
+}
+
+static void report(worker_t *w, uint32_t type, const void *p, size_t len)
+{
+    if (lt_ipc_send(w->rep_fd, type, p, len) != RC_OK) {
+        /* The parent is gone: nobody wants our numbers any more. */
+        w->done = 1;
+        w->rc = 2;
+    }
+}
+
+static void ep_mod(worker_t *w, conn_t *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events,
+                             .data.u64 = (uint64_t)(c - w->conns)};
+
+    (void)epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static int in_handshake(const conn_t *c)
+{
+    return c->state == ST_CONNECTING || c->state == ST_UPGRADING ||
+           c->state == ST_WELCOME;
+}
+
+/* The one place a connection's resources are released. */
+static void conn_release(worker_t *w, conn_t *c)
+{
+    if (c->state == ST_FREE)
+        return;
+    if (in_handshake(c))
+        w->pending_hs--;
+    if (c->state == ST_JOINING && w->phase == PH_JOIN)
+        w->pending_replies -= c->pending;
+    if (c->fd >= 0)
+        close(c->fd); /* also leaves the epoll set */
+    free(c->rbuf);
+    free(c->wbuf);
+    c->fd = -1;
+    c->rbuf = c->wbuf = NULL;
+    c->rlen = c->wlen = 0;
+    c->pending = 0;
+    c->wantout = 0;
+    c->state = ST_FREE;
+    if (w->cfg->mode == LT_CHURN)
+        w->freelist[w->nfree++] = (uint32_t)(c - w->conns);
+}
+
+enum fail_kind { F_CONNECT, F_HTTP, F_TIMEOUT, F_PROTO };
+
+/* A connection that never became established. */
+static void conn_fail(worker_t *w, conn_t *c, enum fail_kind k)
+{
+    w->c.failed++;
+    if (k == F_CONNECT)
+        w->c.fail_connect++;
+    else if (k == F_HTTP)
+        w->c.fail_http++;
+    else if (k == F_TIMEOUT)
+        w->c.fail_timeout++;
+    else
+        w->c.fail_proto++;
+    if (w->cfg->mode == LT_CHURN)
+        w->c.cycles_failed++;
+    conn_release(w, c);
+}
+
+/* An established connection went away without us asking. */
+static void conn_lost(worker_t *w, conn_t *c, uint32_t code)
+{
+    if (in_handshake(c)) {
+        conn_fail(w, c, F_PROTO);
+        return;
+    }
+    if (code == 1006)
+        w->c.lost_eof++;
+    lt_counters_close(&w->c, code);
+    if (w->cfg->mode == LT_CHURN) {
+        if (c->state == ST_CLOSING)
+            w->c.cycles_done++; /* the server hung up after our close */
+        else
+            w->c.cycles_failed++;
+    }
+    conn_release(w, c);
+}
+
+static void conn_send(worker_t *w, conn_t *c, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint8_t *nb;
+
+    if (c->wlen == 0) {
+        ssize_t s = send(c->fd, b, len, MSG_NOSIGNAL);
+
+        if (s == (ssize_t)len)
+            return;
+        if (s < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                conn_lost(w, c, 1006);
+                return;
+            }
+            s = 0;
+        }
+        b += s;
+        len -= (size_t)s;
+    }
+    if (c->wlen + len > MAX_WBUF) {
+        conn_lost(w, c, 1006); /* the gateway stopped reading us */
+        return;
+    }
+    nb = realloc(c->wbuf, c->wlen + len);
+    if (!nb) {
+        conn_lost(w, c, 1006);
+        return;
+    }
+    memcpy(nb + c->wlen, b, len);
+    c->wbuf = nb;
+    c->wlen += (uint32_t)len;
+    if (!c->wantout) {
+        c->wantout = 1;
+        ep_mod(w, c, EPOLLIN | EPOLLOUT);
+    }
+}
+
+static void conn_flush(worker_t *w, conn_t *c)
+{
+    ssize_t s = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+
+    if (s < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_lost(w, c, 1006);
+        return;
+    }
+    if ((uint32_t)s < c->wlen) {
+        memmove(c->wbuf, c->wbuf + s, c->wlen - (size_t)s);
+        c->wlen -= (uint32_t)s;
+        return;
+    }
+    free(c->wbuf);
+    c->wbuf = NULL;
+    c->wlen = 0;
+    c->wantout = 0;
+    ep_mod(w, c, EPOLLIN);
+}
+
+static uint32_t conn_idx(const worker_t *w, const conn_t *c)
+{
+    return w->first + (uint32_t)(c - w->conns);
+}
+
+static void send_room_ops(worker_t *w, conn_t *c, const char *op,
+                          uint64_t id_base)
+{
+    const lt_cfg_t *cfg = w->cfg;
+    uint32_t i = conn_idx(w, c), k;
+    size_t off = 0;
+
+    for (k = 0; k < w->M; k++) {
+        char p[256];
+        int n = snprintf(p, sizeof(p),
+                         "{\"op\":\"%s\",\"id\":%llu,\"room\":\"%s%u\"}", op,
+                         (unsigned long long)(id_base + k), cfg->room_prefix,
+                         lt_room_of(i, k, w->R, w->M));
+        off += lt_ws_build(w->scratch + off, LT_WS_TEXT, p, (size_t)n, rnd(w));
+    }
+    c->pending = (uint16_t)w->M;
+    conn_send(w, c, w->scratch, off);
+}
+
+static void send_joins(worker_t *w, conn_t *c)
+{
+    c->state = ST_JOINING;
+    if (w->phase == PH_JOIN)
+        w->pending_replies += w->M;
+    send_room_ops(w, c, "join", 1);
+}
+
+static void send_leaves(worker_t *w, conn_t *c)
+{
+    c->state = ST_LEAVING;
+    send_room_ops(w, c, "leave", LT_LEAVE_ID_BASE + 1);
+}
+
+static void send_close(worker_t *w, conn_t *c, uint16_t code)
+{
+    uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code}, f[16];
+    size_t n = lt_ws_build(f, LT_WS_CLOSE, p, 2, rnd(w));
+
+    conn_send(w, c, f, n);
+}
+
+/* A reply to one of this connection's joins or leaves arrived. */
+static void reply_done(worker_t *w, conn_t *c)
+{
+    if (c->pending == 0)
+        return;
+    c->pending--;
+    if (c->state == ST_JOINING && w->phase == PH_JOIN)
+        w->pending_replies--;
+    if (c->pending != 0)
+        return;
+    if (c->state == ST_JOINING) {
+        c->state = ST_JOINED;
+        w->c.clients_joined++;
+        if (w->cfg->mode == LT_CHURN)
+            send_leaves(w, c);
+    } else if (c->state == ST_LEAVING) {
+        c->state = ST_CLOSING;
+        send_close(w, c, 1000);
+    }
+}
+
+/* Which of client i's room slots is room number n? -1: none. */
+static int room_slot(const worker_t *w, uint32_t i, uint64_t n)
+{
+    uint64_t R = w->R, M = w->M, d, k;
+
+    if (n >= R)
+        return -1;
+    d = (n + R - i % R) % R;
+    k = (d * M + R - 1) / R; /* smallest k with k*R/M >= d */
+    if (k < M && k * R / M == d)
+        return (int)k;
+    return -1;
+}
+
+static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n,
+                   uint64_t now)
+{
+    const char *end = p + n, *r, *after;
+    uint64_t room = 0, seq, t, *ls;
+    uint32_t i = conn_idx(w, c);
+    int k;
+
+    r = memmem(p, n, "\"room\":\"", 8);
+    if (!r || (size_t)(end - r) < 8 + w->pfxlen) {
+        w->c.unexpected++;
+        return;
+    }
+    r += 8;
+    if (memcmp(r, w->cfg->room_prefix, w->pfxlen) != 0) {
+        w->c.unexpected++;
+        return;
+    }
+    r += w->pfxlen;
+    while (r < end && *r >= '0' && *r <= '9')
+        room = room * 10 + (uint64_t)(*r++ - '0');
+    if (!lt_ws_scan_u64(r, (size_t)(end - r), "\"seq\":", 6, &seq, &after)) {
+        w->c.unexpected++; /* ephemeral: the load tool never sends those */
+        return;
+    }
+    w->c.deliveries++;
+    if (lt_ws_scan_u64(after, (size_t)(end - after), "\"t\":", 4, &t, NULL)) {
+        uint64_t lat = now > t ? now - t : 0;
+
+        lt_hist_add(&w->hist, lat);
+        if (w->cfg->mode == LT_BROADCAST) {
+            bslot_t *b = &w->ring[seq % BCAST_RING];
+
+            if (b->seq != seq) {
+                b->seq = seq;
+                b->count = 0;
+                b->min = UINT64_MAX;
+                b->max = 0;
+            }
+            b->count++;
+            if (lat < b->min)
+                b->min = lat;
+            if (lat > b->max)
+                b->max = lat;
+            if (b->count == w->members[0]) {
+                lt_bcast_report_t br = {seq, b->count, b->min, b->max};
+                report(w, LT_IPC_BCAST, &br, sizeof(br));
+            }
+        }
+    }
+    k = room_slot(w, i, room);
+    if (k < 0) {
+        w->c.unexpected++;
+        return;
+    }
+    ls = &w->last_seq[(size_t)(c - w->conns) * w->M + (size_t)k];
+    if (*ls == SEQ_NONE) {
+        w->c.unexpected++; /* a message for a room we have not joined */
+    } else if (*ls == SEQ_ANY || seq == *ls + 1) {
+        *ls = seq;
+    } else if (seq > *ls) {
+        w->c.gaps += seq - *ls - 1;
+        *ls = seq;
+    } else {
+        w->c.dups++;
+    }
+}
+
+static void on_ok(worker_t *w, conn_t *c, const char *p, size_t n)
+{
+    uint64_t id, seq;
+    uint32_t i = conn_idx(w, c);
+    size_t slot = (size_t)(c - w->conns) * w->M;
+
+    if (!lt_ws_scan_u64(p, n, "\"id\":", 5, &id, NULL)) {
+        w->c.unexpected++;
+        return;
+    }
+    if (id >= 1 && id <= w->M) {
+        uint32_t k = (uint32_t)(id - 1);
+
+        w->last_seq[slot + k] =
+            lt_ws_scan_u64(p, n, "\"seq\":", 6, &seq, NULL) ? seq : SEQ_ANY;
+        w->c.joins_ok++;
+        w->members[lt_room_of(i, k, w->R, w->M)]++;
+        reply_done(w, c);
+    } else if (id > LT_LEAVE_ID_BASE && id <= LT_LEAVE_ID_BASE + w->M) {
+        w->last_seq[slot + (id - LT_LEAVE_ID_BASE - 1)] = SEQ_NONE;
+        w->c.leaves_ok++;
+        reply_done(w, c);
+    } else {
+        w->c.unexpected++;
+    }
+}
+
+static void on_error(worker_t *w, conn_t *c, const char *p, size_t n)
+{
+    uint64_t id;
+
+    w->c.errors++;
+    if (w->cfg->verbose && w->c.errors <= 5)
+        fprintf(stderr, "roomcast-load: worker %u: %.*s\n", w->wid,
+                (int)(n > 300 ? 300 : n), p);
+    if (!lt_ws_scan_u64(p, n, "\"id\":", 5, &id, NULL))
+        return;
+    if (id >= 1 && id <= w->M) {
+        w->c.joins_err++;
+        reply_done(w, c);
+    } else if (id > LT_LEAVE_ID_BASE && id <= LT_LEAVE_ID_BASE + w->M) {
+        w->c.leaves_err++;
+        reply_done(w, c);
+    }
+}
+
+static void on_text(worker_t *w, conn_t *c, const char *p, size_t n,
+                    uint64_t now)
+{
+    if (n < 9 || memcmp(p, "{\"op\":\"", 7) != 0) {
+        w->c.unexpected++;
+        return;
+    }
+    switch (p[7]) {
+    case 'm':
+        on_msg(w, c, p, n, now);
+        break;
+    case 'o':
+        on_ok(w, c, p, n);
+        break;
+    case 'e':
+        on_error(w, c, p, n);
+        break;
+    case 'w':
+        if (c->state == ST_WELCOME) {
+            c->state = ST_OPEN;
+            w->pending_hs--;
+            w->c.established++;
+            w->last_est = now;
+            if (w->cfg->mode == LT_CHURN)
+                send_joins(w, c);
+        }
+        break;
+    case 'r':
+        w->c.reconnects++;
+        break;
+    default:
+        w->c.unexpected++;
+    }
+}
+
+/* Consume what buf holds for c. Returns the bytes used (the rest is a
+ * partial frame or response head to keep); c may be FREE afterwards. */
+static size_t conn_process(worker_t *w, conn_t *c, uint8_t *buf, size_t len,
+                           uint64_t now)
+{
+    size_t pos = 0;
+
+    if (c->state == ST_UPGRADING) {
+        char key[LT_WS_KEY_LEN + 1], accept[LT_WS_ACCEPT_LEN + 1];
+        int status;
+        bool acc;
+        ssize_t h;
+
+        if (!memmem(buf, len, "\r\n\r\n", 4)) {
+            if (len > LT_WS_MAX_HTTP)
+                conn_fail(w, c, F_PROTO);
+            return 0;
+        }
+        lt_ws_key(conn_idx(w, c), c->gen, key, accept);
+        h = lt_ws_response((const char *)buf, len, accept, &status, &acc);
+        if (h <= 0) {
+            conn_fail(w, c, F_PROTO);
+            return len;
+        }
+        if (status != 101) {
+            if (status == 401)
+                w->c.http_401++;
+            else
+                w->c.http_other++;
+            if (w->cfg->verbose && w->c.fail_http < 3)
+                fprintf(stderr, "roomcast-load: upgrade refused: %.*s\n",
+                        (int)(len > 400 ? 400 : len), (const char *)buf);
+            conn_fail(w, c, F_HTTP);
+            return len;
+        }
+        if (!acc) {
+            conn_fail(w, c, F_PROTO);
+            return len;
+        }
+        c->state = ST_WELCOME;
+        pos = (size_t)h;
+    }
+    while (pos < len) {
+        lt_ws_frame_t f;
+        ssize_t r = lt_ws_parse(buf + pos, len - pos, MAX_FRAME, &f);
+
+        if (r == 0)
+            break;
+        if (r < 0) {
+            conn_lost(w, c, 1002);
+            return len;
+        }
+        pos += (size_t)r;
+        switch (f.opcode) {
+        case LT_WS_TEXT:
+            on_text(w, c, (const char *)f.payload, (size_t)f.len, now);
+            break;
+        case LT_WS_PING: {
+            uint8_t pong[LT_WS_MAX_HDR + 125];
+            size_t pl = f.len > 125 ? 125 : (size_t)f.len;
+
+            w->c.pings++;
+            conn_send(w, c, pong,
+                      lt_ws_build(pong, LT_WS_PONG, f.payload, pl, rnd(w)));
+            break;
+        }
+        case LT_WS_CLOSE: {
+            uint32_t code = f.len >= 2
+                                ? ((uint32_t)f.payload[0] << 8) | f.payload[1]
+                                : 1005;
+            if (c->state == ST_CLOSING) {
+                w->c.cycles_done++;
+                conn_release(w, c);
+            } else {
+                conn_lost(w, c, code);
+            }
+            return len;
+        }
+        default:
+            break; /* binary, continuation, pong: not ours */
+        }
+        if (c->state == ST_FREE)
+            return len;
+    }
+    return pos;
+}
+
+static void conn_readable(worker_t *w, conn_t *c)
+{
+    int iter;
+
+    for (iter = 0; iter < READS_PER_EVENT; iter++) {
+        size_t have = c->rlen, room = READ_BUF - have, used, left;
+        ssize_t r;
+
+        if (have)
+            memcpy(w->buf, c->rbuf, have);
+        r = recv(c->fd, w->buf + have, room, 0);
+        if (r == 0) {
+            if (c->state == ST_CLOSING) {
+                w->c.cycles_done++;
+                conn_release(w, c);
+            } else {
+                conn_lost(w, c, 1006);
+            }
+            return;
+        }
+        if (r < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                conn_lost(w, c, 1006);
+            return;
+        }
+        w->c.bytes_in += (uint64_t)r;
+        used = conn_process(w, c, w->buf, have + (size_t)r, lt_now_ns());
+        if (c->state == ST_FREE)
+            return;
+        left = have + (size_t)r - used;
+        if (left == 0) {
+            free(c->rbuf);
+            c->rbuf = NULL;
+            c->rlen = 0;
+        } else if (left > MAX_LEFTOVER) {
+            conn_lost(w, c, 1009);
+            return;
+        } else {
+            uint8_t *nb = realloc(c->rbuf, left);
+
+            if (!nb) {
+                conn_lost(w, c, 1006);
+                return;
+            }
+            memcpy(nb, w->buf + used, left);
+            c->rbuf = nb;
+            c->rlen = (uint32_t)left;
+        }
+        if ((size_t)r < room)
+            return; /* drained; level-triggered epoll will call again */
+    }
+}
+
+static void conn_start(worker_t *w, uint32_t local, uint64_t now)
+{
+    conn_t *c = &w->conns[local];
+    uint32_t i = w->first + local;
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = local};
+    int one = 1, fd;
+
+    c->gen++;
+    c->t_start = now;
+    c->state = ST_CONNECTING;
+    c->fd = -1;
+    w->pending_hs++;
+    w->opened++;
+    w->c.attempted++;
+    if (w->cfg->mode == LT_CHURN)
+        w->c.cycles_started++;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        conn_fail(w, c, F_CONNECT);
+        return;
+    }
+    c->fd = fd;
+    /* Defer the port choice to connect(): ports are then unique per
+     * 4-tuple, not per source address. */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                     sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    src.sin_addr.s_addr = htonl(lt_src_addr(i, w->cfg->src_addrs));
+    if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
+        (connect(fd, (struct sockaddr *)&w->dst, sizeof(w->dst)) != 0 &&
+         errno != EINPROGRESS) ||
+        epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (w->cfg->verbose && w->c.fail_connect < 3)
+            fprintf(stderr, "roomcast-load: connect: %s\n", strerror(errno));
+        conn_fail(w, c, F_CONNECT);
+    }
+}
+
+static void conn_connected(worker_t *w, conn_t *c)
+{
+    const lt_cfg_t *cfg = w->cfg;
+    uint32_t i = conn_idx(w, c);
+    char key[LT_WS_KEY_LEN + 1], sub[48], pat[160], err[128], req[2048];
+    const char *rooms[1] = {pat};
+    char *tok;
+    int soerr = 0, n;
+    socklen_t sl = sizeof(soerr);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
+        if (cfg->verbose && w->c.fail_connect < 3)
+            fprintf(stderr, "roomcast-load: connect: %s\n", strerror(soerr));
+        conn_fail(w, c, F_CONNECT);
+        return;
+    }
+    snprintf(sub, sizeof(sub), "load-%u", i);
+    snprintf(pat, sizeof(pat), "%s*", cfg->room_prefix);
+    tok = rc_auth_mint(cfg->alg, (const unsigned char *)cfg->secret,
+                       strlen(cfg->secret), sub, rooms, 1, NULL, 0,
+                       (int64_t)time(NULL), cfg->ttl_s, err, sizeof(err));
+    if (!tok) {
+        fprintf(stderr, "roomcast-load: mint: %s\n", err);
+        conn_fail(w, c, F_PROTO);
+        return;
+    }
+    lt_ws_key(i, c->gen, key, NULL);
+    n = lt_ws_request(req, sizeof(req), cfg->host, cfg->port, cfg->path, key,
+                      tok);
+    free(tok);
+    if (n < 0) {
+        conn_fail(w, c, F_PROTO);
+        return;
+    }
+    c->state = ST_UPGRADING;
+    ep_mod(w, c, EPOLLIN);
+    conn_send(w, c, req, (size_t)n);
+}
+
+static void on_event(worker_t *w, uint32_t local, uint32_t events)
+{
+    conn_t *c = &w->conns[local];
+
+    if (c->state == ST_FREE)
+        return;
+    if (c->state == ST_CONNECTING) {
+        conn_connected(w, c);
+        return;
+    }
+    if (events & EPOLLOUT && c->wlen)
+        conn_flush(w, c);
+    if (c->state != ST_FREE && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        conn_readable(w, c);
+}
+
+static void send_joined(worker_t *w)
+{
+    lt_joined_report_t jr = {
+        .joins_ok = w->c.joins_ok,
+        .joins_err = w->c.joins_err,
+        .joins_timeout = w->pending_replies,
+        .clients_joined = w->c.clients_joined,
+        .rooms = w->R,
+    };
+
+    w->c.joins_timeout = w->pending_replies;
+    if (lt_ipc_send2(w->rep_fd, LT_IPC_JOINED, &jr, sizeof(jr), w->members,
+                     (size_t)w->R * sizeof(uint32_t)) != RC_OK) {
+        w->done = 1;
+        w->rc = 2;
+    }
+    w->phase = PH_IDLE;
+}
+
+static void send_final(worker_t *w)
+{
+    char *blob = malloc(sizeof(lt_counters_t) + sizeof(lt_hist_t));
+
+    if (w->measuring == 1) { /* no MEASURE_END came: end it here */
+        w->c.cpu_measure_ns = lt_cpu_self_ns() - w->cpu0;
+        w->c.wall_measure_ns = lt_now_ns() - w->wall0;
+    }
+    w->c.cpu_total_ns = lt_cpu_self_ns();
+    if (!blob) {
+        w->done = 1;
+        w->rc = 2;
+        return;
+    }
+    memcpy(blob, &w->c, sizeof(lt_counters_t));
+    memcpy(blob + sizeof(lt_counters_t), &w->hist, sizeof(lt_hist_t));
+    report(w, LT_IPC_FINAL, blob, sizeof(lt_counters_t) + sizeof(lt_hist_t));
+    free(blob);
+}
+
+static void close_all(worker_t *w, int polite)
+{
+    uint32_t j;
+
+    for (j = 0; j < w->count; j++) {
+        conn_t *c = &w->conns[j];
+
+        if (c->state == ST_FREE)
+            continue;
+        if (polite && c->state >= ST_OPEN && c->wlen == 0) {
+            uint8_t p[2] = {0x03, 0xe8}, f[16]; /* 1000 */
+            size_t n = lt_ws_build(f, LT_WS_CLOSE, p, 2, rnd(w));
+
+            (void)send(c->fd, f, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        if (w->cfg->mode != LT_CHURN) {
+            close(c->fd);
+            c->fd = -1;
+            c->state = ST_FREE;
+        } else {
+            w->c.cycles_aborted++;
+            c->state = ST_OPEN; /* not a handshake or a failure */
+            conn_release(w, c);
+        }
+    }
+}
+
+static void on_cmd(worker_t *w)
+{
+    uint32_t cmd[16];
+    ssize_t r = read(w->cmd_fd, cmd, sizeof(cmd));
+    ssize_t i;
+
+    if (r == 0) { /* the parent is gone */
+        w->done = 1;
+        w->rc = 2;
+        return;
+    }
+    if (r < 0)
+        return;
+    for (i = 0; i < r / (ssize_t)sizeof(uint32_t); i++) {
+        switch (cmd[i]) {
+        case LT_CMD_JOIN:
+            w->phase = PH_JOIN;
+            w->join_cursor = 0;
+            w->pending_replies = 0;
+            w->join_t0 = lt_now_ns();
+            break;
+        case LT_CMD_MEASURE:
+            w->measuring = 1;
+            w->cpu0 = lt_cpu_self_ns();
+            w->wall0 = lt_now_ns();
+            w->next_progress = w->wall0 + PROGRESS_NS;
+            break;
+        case LT_CMD_MEASURE_END:
+            if (w->measuring == 1) {
+                w->c.cpu_measure_ns = lt_cpu_self_ns() - w->cpu0;
+                w->c.wall_measure_ns = lt_now_ns() - w->wall0;
+                w->measuring = 2;
+            }
+            break;
+        case LT_CMD_CLOSE:
+            send_final(w);
+            close_all(w, 1);
+            w->done = 1;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void tick(worker_t *w, uint64_t now)
+{
+    const lt_cfg_t *cfg = w->cfg;
+    double rate_w = cfg->ramp / cfg->workers;
+    uint64_t due = (uint64_t)(rate_w * lt_ns_s(now - w->t0)) + 1;
+    uint32_t opens = 0;
+
+    switch (w->phase) {
+    case PH_RAMP:
+        while (w->next_local < w->count && w->opened < due &&
+               opens++ < OPENS_PER_TICK)
+            conn_start(w, w->next_local++, now);
+        if (w->next_local == w->count && w->pending_hs == 0) {
+            lt_ramp_report_t rr = {
+                w->c.attempted,    w->c.established, w->c.failed,
+                w->c.fail_connect, w->c.fail_http,   w->c.fail_timeout,
+                w->c.fail_proto,   w->c.http_401,    w->c.http_other,
+                w->last_est,
+            };
+            report(w, LT_IPC_RAMP_DONE, &rr, sizeof(rr));
+            w->phase = PH_IDLE;
+        }
+        break;
+    case PH_JOIN: {
+        uint32_t sent = 0;
+
+        while (w->join_cursor < w->count && sent < JOINS_PER_TICK) {
+            conn_t *c = &w->conns[w->join_cursor++];
+
+            if (c->state == ST_OPEN) {
+                send_joins(w, c);
+                sent++;
+            }
+        }
+        if (w->join_cursor == w->count &&
+            (w->pending_replies == 0 ||
+             now - w->join_t0 > (uint64_t)(cfg->join_timeout * 1e9)))
+            send_joined(w);
+        break;
+    }
+    case PH_CHURN:
+        if (now >= w->churn_end) {
+            w->phase = PH_CHURN_DRAIN;
+            w->drain_end = now + (uint64_t)(cfg->drain * 1e9);
+            break;
+        }
+        while (w->nfree > 0 && w->opened < due && opens++ < OPENS_PER_TICK)
+            conn_start(w, w->freelist[--w->nfree], now);
+        break;
+    case PH_CHURN_DRAIN:
+        if (w->nfree == w->count || now >= w->drain_end) {
+            close_all(w, 0);
+            w->c.cpu_measure_ns = lt_cpu_self_ns() - w->cpu0;
+            w->c.wall_measure_ns = now - w->wall0;
+            w->measuring = 2;
+            send_final(w);
+            w->done = 1;
+        }
+        break;
+    case PH_IDLE:
+        break;
+    }
+
+    if (w->measuring == 1 && now >= w->next_progress &&
+        w->c.deliveries != w->last_progress) {
+        lt_progress_t pr = {w->c.deliveries};
+
+        report(w, LT_IPC_PROGRESS, &pr, sizeof(pr));
+        w->last_progress = w->c.deliveries;
+        w->next_progress = now + PROGRESS_NS;
+    }
+
+    if (now >= w->next_sweep) {
+        uint64_t hs = (uint64_t)(cfg->connect_timeout * 1e9);
+        uint64_t cyc = hs + (uint64_t)(cfg->join_timeout * 1e9);
+        uint32_t j;
+
+        w->next_sweep = now + SWEEP_NS;
+        if (w->pending_hs > 0 || cfg->mode == LT_CHURN) {
+            for (j = 0; j < w->count; j++) {
+                conn_t *c = &w->conns[j];
+
+                if (in_handshake(c) && now - c->t_start > hs)
+                    conn_fail(w, c, F_TIMEOUT);
+                else if (cfg->mode == LT_CHURN && c->state != ST_FREE &&
+                         now - c->t_start > cyc)
+                    conn_fail(w, c, F_TIMEOUT);
+            }
+        }
+    }
+}
+
+/* How long epoll may sleep: until the next connection is due while
+ * ramping, else a short beat for progress and timeouts. */
+static int wait_ms(const worker_t *w, uint64_t now)
+{
+    double rate_w = w->cfg->ramp / w->cfg->workers;
+    int ms = 20;
+
+    if ((w->phase == PH_RAMP && w->next_local < w->count) ||
+        (w->phase == PH_CHURN && w->nfree > 0)) {
+        double next_s = (double)w->opened / rate_w;
+        double in_s = next_s - lt_ns_s(now - w->t0);
+
+        ms = in_s <= 0 ? 0 : (int)(in_s * 1000) + 1;
+        if (ms > 20)
+            ms = 20;
+    } else if (w->phase == PH_JOIN && w->join_cursor < w->count) {
+        ms = 0;
+    }
+    return ms;
+}
+
+int lt_worker_run(const lt_cfg_t *cfg, uint32_t wid, uint32_t first,
+                  uint32_t count, int cmd_fd, int rep_fd, uint64_t deadline_ns)
+{
+    worker_t *w = calloc(1, sizeof(*w));
+    struct epoll_event ev, *evs = NULL;
+    uint32_t j;
+    int rc;
+
+    /* Die with the parent: a killed run must not leave clients behind. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    if (!w)
+        return 2;
+    w->cfg = cfg;
+    w->wid = wid;
+    w->first = first;
+    w->count = count;
+    w->M = cfg->per_client;
+    w->R = cfg->rooms;
+    w->cmd_fd = cmd_fd;
+    w->rep_fd = rep_fd;
+    w->pfxlen = strlen(cfg->room_prefix);
+    w->rng = 0x9e3779b9u ^ (wid * 7919u + 1);
+    w->deadline = deadline_ns;
+    w->dst.sin_family = AF_INET;
+    w->dst.sin_port = htons(cfg->port);
+    inet_pton(AF_INET, cfg->host, &w->dst.sin_addr);
+    lt_hist_init(&w->hist);
+    w->conns = calloc(count ? count : 1, sizeof(conn_t));
+    w->last_seq = malloc((size_t)(count ? count : 1) * w->M * sizeof(uint64_t));
+    w->members = calloc(w->R, sizeof(uint32_t));
+    w->buf = malloc(READ_BUF);
+    w->scratch_cap = (size_t)w->M * 160 + 64;
+    w->scratch = malloc(w->scratch_cap);
+    w->freelist = malloc((size_t)(count ? count : 1) * sizeof(uint32_t));
+    evs = malloc(MAX_EVENTS * sizeof(*evs));
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!w->conns || !w->last_seq || !w->members || !w->buf || !w->scratch ||
+        !w->freelist || !evs || w->ep < 0) {
+        fprintf(stderr, "roomcast-load: worker %u: setup failed\n", wid);
+        return 2;
+    }
+    for (j = 0; j < count; j++)
+        w->conns[j].fd = -1;
+    for (j = 0; j < count * w->M; j++)
+        w->last_seq[j] = SEQ_NONE;
+    ev.events = EPOLLIN;
+    ev.data.u64 = CMD_TAG;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, cmd_fd, &ev) != 0)
+        return 2;
+
+    w->t0 = lt_now_ns();
+    if (cfg->mode == LT_CHURN) {
+        for (j = 0; j < count; j++)
+            w->freelist[j] = count - 1 - j;
+        w->nfree = count;
+        w->phase = PH_CHURN;
+        w->churn_end = w->t0 + (uint64_t)(cfg->duration * 1e9);
+        w->measuring = 1;
+        w->cpu0 = lt_cpu_self_ns();
+        w->wall0 = w->t0;
+        w->next_progress = w->t0 + PROGRESS_NS;
+    } else {
+        w->phase = PH_RAMP;
+    }
+
+    while (!w->done) {
+        uint64_t now = lt_now_ns();
+        int n, e;
+
+        if (now >= w->deadline) {
+            w->rc = 3;
+            break;
+        }
+        tick(w, now);
+        if (w->done)
+            break;
+        n = epoll_wait(w->ep, evs, MAX_EVENTS, wait_ms(w, lt_now_ns()));
+        if (n < 0 && errno != EINTR)
+            break;
+        for (e = 0; e < n && !w->done; e++) {
+            if (evs[e].data.u64 == CMD_TAG)
+                on_cmd(w);
+            else
+                on_event(w, (uint32_t)evs[e].data.u64, evs[e].events);
+        }
+    }
+    rc = w->rc;
+    /* The process exits next: the kernel reclaims sockets and memory. */
+    return rc;
+}
