@@ -1737,6 +1737,15 @@ static void lws_log_bridge(int level, const char *line)
            buf);
 }
 
+/* No lws validity timers: the node runs its own heartbeat (on_hb_timer).
+ * lws 4.1's default policy re-inserts a per-connection timer into a sorted
+ * list on every pong, O(clients) each: at 10k clients a heartbeat wave
+ * stalled the loop for ~150 ms. */
+static const lws_retry_bo_t no_validity = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+
 static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
 {
     struct lws_context_creation_info info;
@@ -1752,6 +1761,7 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     info.protocols = protocols;
     info.user = n;
     info.vhost_name = "roomcast";
+    info.retry_and_idle_policy = &no_validity;
     /* Authorization headers carry tokens up to RC_AUTH_MAX_TOKEN. */
     info.max_http_header_data = RC_AUTH_MAX_TOKEN + 2048;
     info.max_http_header_pool = 64;
