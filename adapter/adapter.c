@@ -6,9 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq,
-                               const char *data, size_t len,
-                               uint64_t t_pub_ns)
+rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq, const char *data,
+                               size_t len, uint64_t t_pub_ns)
 {
     size_t rlen = strlen(room);
     /* {"op":"msg","room":"","seq":,"data":} is 37 bytes; seq <= 20 digits */
@@ -22,12 +21,13 @@ rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq,
     /* Room names are validated to a JSON-safe alphabet, and data is valid
      * JSON text: both are copied in without re-encoding. */
     if (seq)
-        n = snprintf((char *)p, cap, "{\"op\":\"msg\",\"room\":\"%s\",\"seq\":%" PRIu64
+        n = snprintf((char *)p, cap,
+                     "{\"op\":\"msg\",\"room\":\"%s\",\"seq\":%" PRIu64
                      ",\"data\":",
                      room, seq);
     else
-        n = snprintf((char *)p, cap, "{\"op\":\"msg\",\"room\":\"%s\",\"data\":",
-                     room);
+        n = snprintf((char *)p, cap,
+                     "{\"op\":\"msg\",\"room\":\"%s\",\"data\":", room);
     memcpy(p + n, data, len);
     p[n + len] = '}';
     rc_msg_finish(m, RC_WS_OP_TEXT, (size_t)n + len + 1);

@@ -42,9 +42,9 @@ typedef void (*rc_adapter_publish_cb)(void *arg, rc_err_t err, uint64_t seq);
 /* History after a join with `since`: msgs[0..n) are framed `msg` frames with
  * seq > since in order (borrowed for the call); latest is the room's seq;
  * recovered is false when some message after since is gone. */
-typedef void (*rc_adapter_history_cb)(void *arg, rc_err_t err,
-                                      uint64_t latest, bool recovered,
-                                      rc_msg_t *const *msgs, size_t n);
+typedef void (*rc_adapter_history_cb)(void *arg, rc_err_t err, uint64_t latest,
+                                      bool recovered, rc_msg_t *const *msgs,
+                                      size_t n);
 
 /* A session snapshot taken for resume: json is the snapshot (borrowed for
  * the call), or NULL when there was none; used is true when the token had
@@ -74,10 +74,8 @@ typedef struct rc_adapter_ops {
     /* Claim a session's resume once (atomically, across nodes) and take
      * its snapshot. */
     RC_MUST_CHECK rc_err_t (*session_take)(rc_adapter_t *ad,
-                                           const char *session,
-                                           int64_t ttl_ms,
-                                           rc_adapter_session_cb cb,
-                                           void *arg);
+                                           const char *session, int64_t ttl_ms,
+                                           rc_adapter_session_cb cb, void *arg);
     /* Publish this node's registry entry now (state changed). */
     void (*announce)(rc_adapter_t *ad);
     /* Append the adapter's metrics (Prometheus text) to b. */
@@ -95,9 +93,8 @@ struct rc_adapter {
  * seq 0 means ephemeral (no seq field). Returns an owned ref or NULL on
  * allocation failure. Shared by every adapter so a message is framed once
  * per node, whoever published it. */
-rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq,
-                               const char *data, size_t len,
-                               uint64_t t_pub_ns);
+rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq, const char *data,
+                               size_t len, uint64_t t_pub_ns);
 
 void rc_adapter_destroy(rc_adapter_t *ad); /* NULL is a no-op */
 

@@ -203,9 +203,8 @@ static void l_room_close(rc_adapter_t *ad, const char *room)
         r->open = false;
 }
 
-static rc_err_t l_publish(rc_adapter_t *ad, const char *room,
-                          const char *data, size_t len,
-                          rc_adapter_publish_cb cb, void *arg)
+static rc_err_t l_publish(rc_adapter_t *ad, const char *room, const char *data,
+                          size_t len, rc_adapter_publish_cb cb, void *arg)
 {
     local_adapter_t *la = (local_adapter_t *)ad;
     local_room_t *r = find(la, room, true);

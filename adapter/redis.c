@@ -35,9 +35,10 @@
 #include "gateway/admin.h"
 
 #define TICK_MS 250
-#define PROBE_IDLE_MS 1000   /* probe when the sub link was quiet this long */
-#define PROBE_DEAD_MS 3500   /* declare it dead after this much silence */
-#define CMD_TIMEOUT_MS 5000  /* a command unanswered this long kills the link */
+#define PROBE_IDLE_MS 1000  /* probe when the sub link was quiet this long */
+#define PROBE_DEAD_MS 3500  /* declare it dead after this much silence */
+#define CMD_TIMEOUT_MS 5000 /* a command unanswered this long kills the link   \
+                             */
 #define REGISTRY_MS 2000
 #define REGISTRY_TTL_MS 10000
 #define BACKOFF_MIN_MS 100
@@ -304,8 +305,7 @@ char *rc_redis_library(const char *prefix, uint32_t history_size,
     if (!prefix_ok(prefix))
         return NULL;
     lib = rc_xmalloc(cap);
-    snprintf(lib, cap, fmt, prefix, history_size, history_ttl_ms,
-             max_publish);
+    snprintf(lib, cap, fmt, prefix, history_size, history_ttl_ms, max_publish);
     return lib;
 }
 
@@ -427,8 +427,8 @@ live:
 }
 
 /* Parse "seq|t_us|data"; data points into s. */
-static bool parse_entry(const char *s, size_t len, uint64_t *seq,
-                        int64_t *t_us, const char **data, size_t *dlen)
+static bool parse_entry(const char *s, size_t len, uint64_t *seq, int64_t *t_us,
+                        const char **data, size_t *dlen)
 {
     const char *p1 = memchr(s, '|', len), *p2;
     char *end;
@@ -461,8 +461,8 @@ static bool valid_json(const char *data, size_t len)
 
 /* Build the frame for a message that came from Redis, or NULL (dropped). */
 static rc_msg_t *frame_from_redis(redis_adapter_t *r, const char *room,
-                                  uint64_t seq, int64_t t_us,
-                                  const char *data, size_t dlen)
+                                  uint64_t seq, int64_t t_us, const char *data,
+                                  size_t dlen)
 {
     uint64_t t_ns = 0;
 
@@ -487,9 +487,8 @@ static rc_msg_t *frame_from_redis(redis_adapter_t *r, const char *room,
     return rc_adapter_frame_msg(room, seq, data, dlen, t_ns);
 }
 
-static void on_channel_message(redis_adapter_t *r, const char *ch,
-                               size_t chlen, const char *payload,
-                               size_t plen)
+static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
+                               const char *payload, size_t plen)
 {
     const char *room, *data = payload;
     size_t rlen, dlen = plen;
@@ -756,8 +755,7 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
     if (h->catchup)
         finish_catchup(r, rm, msgs, n);
     else
-        h->cb(h->arg, RC_OK, latest, h->has_since ? recovered : true, msgs,
-              n);
+        h->cb(h->arg, RC_OK, latest, h->has_since ? recovered : true, msgs, n);
     free_msgs(msgs, n);
 out:
     free(h);
@@ -831,16 +829,14 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *pd)
     } else {
         p->r->m_publish_err++;
         if (rep && rep->type == REDIS_REPLY_ERROR)
-            rc_log(RC_LOG_WARN, "redis_publish_error", "err=\"%s\"",
-                   rep->str);
+            rc_log(RC_LOG_WARN, "redis_publish_error", "err=\"%s\"", rep->str);
         p->cb(p->arg, RC_EBACKEND, 0);
     }
     free(p);
 }
 
-static rc_err_t r_publish(rc_adapter_t *ad, const char *room,
-                          const char *data, size_t len,
-                          rc_adapter_publish_cb cb, void *arg)
+static rc_err_t r_publish(rc_adapter_t *ad, const char *room, const char *data,
+                          size_t len, rc_adapter_publish_cb cb, void *arg)
 {
     redis_adapter_t *r = (redis_adapter_t *)ad;
     const char *argv[5] = {"FCALL", "roomcast_publish", "1", room, data};
@@ -1000,16 +996,15 @@ static void r_metrics(const rc_adapter_t *ad, struct rc_buf *b)
                   "\n# TYPE roomcast_redis_" name " " type                     \
                   "\nroomcast_redis_" name " %" PRIu64 "\n",                   \
                   (uint64_t)(v))
-    RM("up", "gauge", "1 while both Redis links are up.",
-       r->state == LINK_UP);
+    RM("up", "gauge", "1 while both Redis links are up.", r->state == LINK_UP);
     RM("subscribed_rooms", "gauge", "Room channels this node subscribes to.",
        r->m_subscribed);
     RM("messages_received_total", "counter", "Room messages from Redis.",
        r->m_received);
     RM("durable_received_total", "counter", "Durable messages from Redis.",
        r->m_durable);
-    RM("ephemeral_received_total", "counter",
-       "Ephemeral messages from Redis.", r->m_ephemeral);
+    RM("ephemeral_received_total", "counter", "Ephemeral messages from Redis.",
+       r->m_ephemeral);
     RM("dropped_bad_total", "counter",
        "Messages from Redis dropped: data not JSON or malformed envelope.",
        r->m_bad);
@@ -1034,8 +1029,8 @@ static void maybe_up(redis_adapter_t *r)
     rc_htab_it_t it = {0, NULL};
     rc_hnode_t *n;
 
-    if (r->state != LINK_CONNECTING || !r->cmd_connected ||
-        !r->sub_connected || !r->lib_loaded || !r->ctl_subscribed)
+    if (r->state != LINK_CONNECTING || !r->cmd_connected || !r->sub_connected ||
+        !r->lib_loaded || !r->ctl_subscribed)
         return;
     r->state = LINK_UP;
     r->backoff_ms = BACKOFF_MIN_MS;
@@ -1079,8 +1074,8 @@ static void on_lib_reply(redisAsyncContext *ac, void *reply, void *pd)
         return;
     cmd_done(r);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        rc_log(RC_LOG_ERROR, "redis_function_load",
-               "err=\"%s\"", rep ? rep->str : "no reply");
+        rc_log(RC_LOG_ERROR, "redis_function_load", "err=\"%s\"",
+               rep ? rep->str : "no reply");
         teardown(r, "function load failed");
         return;
     }
@@ -1149,20 +1144,17 @@ static void auth_link(redis_adapter_t *r, redisAsyncContext *ac)
     if (r->url.user[0]) {
         const char *argv[3] = {"AUTH", r->url.user, r->url.password};
         size_t lens[3] = {4, strlen(r->url.user), strlen(r->url.password)};
-        redisAsyncCommandArgv(ac, on_void_reply, (void *)"auth", 3, argv,
-                              lens);
+        redisAsyncCommandArgv(ac, on_void_reply, (void *)"auth", 3, argv, lens);
     } else {
         const char *argv[2] = {"AUTH", r->url.password};
         size_t lens[2] = {4, strlen(r->url.password)};
-        redisAsyncCommandArgv(ac, on_void_reply, (void *)"auth", 2, argv,
-                              lens);
+        redisAsyncCommandArgv(ac, on_void_reply, (void *)"auth", 2, argv, lens);
     }
     if (ac == r->cmd)
         cmd_sent(r);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res)
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     redis_adapter_t *r = req->data;
     char ip[64] = "";
@@ -1194,8 +1186,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
         snprintf(db, sizeof(db), "%d", r->url.db);
         lens[0] = 6;
         lens[1] = strlen(db);
-        redisAsyncCommandArgv(r->cmd, on_void_reply, (void *)"select", 2,
-                              argv, lens);
+        redisAsyncCommandArgv(r->cmd, on_void_reply, (void *)"select", 2, argv,
+                              lens);
         cmd_sent(r);
     }
     {
@@ -1288,8 +1280,8 @@ static void teardown(redis_adapter_t *r, const char *why)
         jitter = (uint32_t)now_ms(r);
     uv_timer_start(&r->retry, on_retry,
                    r->backoff_ms / 2 + jitter % (r->backoff_ms / 2 + 1), 0);
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                       : r->backoff_ms * 2;
+    r->backoff_ms =
+        r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
 static void on_tick(uv_timer_t *t)

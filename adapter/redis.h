@@ -44,7 +44,6 @@ typedef struct rc_redis_url {
     char user[128];
     char password[256];
 } rc_redis_url_t;
-RC_MUST_CHECK rc_err_t rc_redis_url_parse(const char *url,
-                                          rc_redis_url_t *out);
+RC_MUST_CHECK rc_err_t rc_redis_url_parse(const char *url, rc_redis_url_t *out);
 
 #endif /* RC_ADAPTER_REDIS_H */

@@ -9,7 +9,7 @@
 
 /* Recover the struct that embeds a member (intrusive lists, STYLE rule 10). */
 #define rc_container_of(ptr, type, member)                                     \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define RC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -21,9 +21,8 @@ void rc_buf_printf(rc_buf_t *b, const char *fmt, ...)
 void rc_buf_append(rc_buf_t *b, const char *s, size_t n);
 
 /* Fills body and *ctype (static string); returns the HTTP status. */
-typedef int (*rc_admin_handler)(void *ctx, const char *method,
-                                const char *path, rc_buf_t *body,
-                                const char **ctype);
+typedef int (*rc_admin_handler)(void *ctx, const char *method, const char *path,
+                                rc_buf_t *body, const char **ctype);
 
 typedef struct rc_admin rc_admin_t;
 

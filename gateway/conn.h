@@ -24,13 +24,13 @@ typedef enum rc_conn_state {
 } rc_conn_state_t;
 
 typedef struct rc_conn {
-    struct lws *wsi;     /* borrowed from lws; NULL once lws dropped it */
-    void *owner;         /* the server that created it (borrowed) */
-    rc_outq_t outq;      /* frames waiting for WRITEABLE */
-    rc_list_t members;   /* rc_member.in_conn: the rooms it is in */
-    rc_list_t in_server; /* every conn, for the heartbeat sweep */
-    rc_list_t in_timer;  /* pending-auth FIFO */
-    rc_list_t ops;       /* requests waiting for the adapter (node.c) */
+    struct lws *wsi;        /* borrowed from lws; NULL once lws dropped it */
+    void *owner;            /* the server that created it (borrowed) */
+    rc_outq_t outq;         /* frames waiting for WRITEABLE */
+    rc_list_t members;      /* rc_member.in_conn: the rooms it is in */
+    rc_list_t in_server;    /* every conn, for the heartbeat sweep */
+    rc_list_t in_timer;     /* pending-auth FIFO */
+    rc_list_t ops;          /* requests waiting for the adapter (node.c) */
     struct rc_identity *id; /* owned: rc_identity_destroy() */
     uint64_t session;       /* random id, for logs and welcome */
     int64_t deadline_ms;    /* auth deadline while pending (loop ms) */

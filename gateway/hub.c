@@ -85,8 +85,7 @@ static uint64_t member_hash(const rc_hub_t *hub, const rc_conn_t *c,
     return rc_hash_bytes(hub->key, k, sizeof(k));
 }
 
-static rc_room_t *find_room(const rc_hub_t *hub, const char *name,
-                            size_t len)
+static rc_room_t *find_room(const rc_hub_t *hub, const char *name, size_t len)
 {
     uint64_t h = room_hash(hub, name, len);
     rc_hnode_t *n;

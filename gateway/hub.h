@@ -31,8 +31,8 @@ typedef struct rc_room {
     rc_hnode_t _node;  /* in the hub's room table */
     rc_list_t members; /* rc_member.in_room */
     uint32_t nmembers;
-    uint32_t _nsyncing;  /* members waiting for their history */
-    rc_msg_t **_held;    /* live frames that arrived meanwhile, in order */
+    uint32_t _nsyncing; /* members waiting for their history */
+    rc_msg_t **_held;   /* live frames that arrived meanwhile, in order */
     uint32_t _nheld, _capheld;
     uint64_t _held_base; /* absolute index of _held[0] */
     uint16_t len;
@@ -45,8 +45,8 @@ typedef struct rc_member {
     rc_list_t in_conn; /* rc_conn.members */
     rc_room_t *room;
     rc_conn_t *conn;
-    uint64_t last_seq; /* last durable seq queued to this client here */
-    void *pending;     /* the node's op waiting for history, or NULL */
+    uint64_t last_seq;   /* last durable seq queued to this client here */
+    void *pending;       /* the node's op waiting for history, or NULL */
     uint64_t _hold_from; /* while syncing: first held frame it needs */
     uint8_t _syncing;
 } rc_member_t;

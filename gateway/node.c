@@ -67,9 +67,9 @@ struct rc_node {
     uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
     uint64_t stop_started;
     int draining;
-    uint64_t drain_started;  /* loop ms */
-    uint32_t drain_total;    /* clients when the drain began */
-    uint32_t drain_told;     /* clients sent `reconnect` so far */
+    uint64_t drain_started; /* loop ms */
+    uint32_t drain_total;   /* clients when the drain began */
+    uint32_t drain_told;    /* clients sent `reconnect` so far */
     uint64_t clients_moved;
     rc_msg_t *ping; /* shared empty ping frame */
     unsigned char *wbuf;
@@ -218,9 +218,9 @@ static void send_owned(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
 static void send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
                        const char *code, const char *message)
 {
-    send_owned(n, c,
-               rc_proto_error(req && req->has_id, req ? req->id : 0, code,
-                              message));
+    send_owned(
+        n, c,
+        rc_proto_error(req && req->has_id, req ? req->id : 0, code, message));
 }
 
 /* Ask for a close with code once queued frames are out (STYLE rule 7: the
@@ -413,10 +413,10 @@ static void send_welcome(rc_node_t *n, rc_conn_t *c, json_t *rooms)
 
     snprintf(session, sizeof(session), "%016" PRIx64, c->session);
     make_resume(n, c, resume, sizeof(resume));
-    w = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "op", "welcome",
-                  "session", session, "node", n->cfg->node_id, "resume",
-                  resume, "heartbeat_ms", (json_int_t)n->cfg->heartbeat_ms,
-                  "resumed", rooms != NULL);
+    w = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "op", "welcome", "session",
+                  session, "node", n->cfg->node_id, "resume", resume,
+                  "heartbeat_ms", (json_int_t)n->cfg->heartbeat_ms, "resumed",
+                  rooms != NULL);
     if (w && rooms)
         json_object_set_new(w, "rooms", rooms);
     else
@@ -509,8 +509,7 @@ static void op_destroy(op_t *op)
 
 static void op_error(op_t *op, const char *code, const char *message)
 {
-    send_owned(op->n, op->c,
-               rc_proto_error(op->has_id, op->id, code, message));
+    send_owned(op->n, op->c, rc_proto_error(op->has_id, op->id, code, message));
 }
 
 static void hub_cancel(void *ctx, rc_member_t *m)
@@ -543,8 +542,8 @@ static void replay_and_go_live(rc_node_t *n, rc_member_t *mb, uint64_t since,
     n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
 }
 
-static void on_history(void *arg, rc_err_t err, uint64_t latest,
-                       bool recovered, rc_msg_t *const *msgs, size_t nmsgs)
+static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
+                       rc_msg_t *const *msgs, size_t nmsgs)
 {
     op_t *op = arg;
     rc_node_t *n = op->n;
@@ -613,8 +612,8 @@ static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
          * live already, and a replay could reorder its stream). */
         op->has_since = false;
     }
-    if (n->adapter->ops->history(n->adapter, op->room, op->has_since,
-                                 op->since, on_history, op) != RC_OK) {
+    if (n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
+                                 on_history, op) != RC_OK) {
         if (op->member)
             rc_hub_leave_member(n->hub, op->member);
         op_error(op, "internal", "history unavailable");
@@ -631,9 +630,9 @@ static void on_published(void *arg, rc_err_t err, uint64_t seq)
             op_error(op, "internal", "publish failed");
         } else {
             op->n->metrics.publishes++;
-            send_owned(op->n, op->c,
-                       rc_proto_ok_room(op->has_id, op->id, op->room, true,
-                                        seq, -1));
+            send_owned(
+                op->n, op->c,
+                rc_proto_ok_room(op->has_id, op->id, op->room, true, seq, -1));
         }
     }
     op_destroy(op);
@@ -662,8 +661,8 @@ static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
         return;
     }
     op = op_create(n, c, req);
-    if (n->adapter->ops->publish(n->adapter, op->room, data, len,
-                                 on_published, op) != RC_OK) {
+    if (n->adapter->ops->publish(n->adapter, op->room, data, len, on_published,
+                                 op) != RC_OK) {
         op_error(op, "internal", "publish failed");
         op_destroy(op);
     }
@@ -754,10 +753,10 @@ static void resume_finish(resume_ctx_t *rs)
     for (size_t i = 0; i < rs->n; i++) {
         resume_room_t *rr = &rs->rooms[i];
         if (rr->ok && rr->mb)
-            json_array_append_new(
-                list, json_pack("{s:s, s:I, s:b}", "room", rr->room, "seq",
-                                (json_int_t)rr->latest, "recovered",
-                                rr->recovered));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:I, s:b}", "room", rr->room,
+                                            "seq", (json_int_t)rr->latest,
+                                            "recovered", rr->recovered));
     }
     n->metrics.resumes_accepted++;
     send_welcome(n, c, list);
@@ -820,8 +819,10 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         return;
     }
     if (err != RC_OK || used || !json) {
-        resume_refused(n, c, err != RC_OK ? "backend" : used ? "used"
-                                                              : "no_snapshot");
+        resume_refused(n, c,
+                       err != RC_OK ? "backend"
+                       : used       ? "used"
+                                    : "no_snapshot");
         resume_free(rs);
         return;
     }
@@ -856,8 +857,8 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         rc_req_t fake;
 
         if (!room || !json_is_integer(seq) ||
-            !rc_room_name_valid(room, strlen(room)) ||
-            !may_join(n, c, room) || c->nrooms >= n->cfg->max_rooms)
+            !rc_room_name_valid(room, strlen(room)) || !may_join(n, c, room) ||
+            c->nrooms >= n->cfg->max_rooms)
             continue;
         if (rc_hub_join(n->hub, c, room, &mb) != RC_OK)
             continue;
@@ -978,9 +979,9 @@ static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
     }
     exp_set(n, c, rc_identity_exp_ms(id));
     exp_arm(n);
-    send_owned(n, c,
-               rc_proto_ok_exp(req->has_id, req->id,
-                               rc_identity_exp_ms(id) / 1000));
+    send_owned(
+        n, c,
+        rc_proto_ok_exp(req->has_id, req->id, rc_identity_exp_ms(id) / 1000));
 }
 
 /* Authenticate from the first frame. Returns -1 to close now. */
@@ -999,8 +1000,7 @@ static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
             free(c->resume);
             c->resume = rc_xstrdup(req.resume);
         }
-    }
-    else if (err == RC_OK)
+    } else if (err == RC_OK)
         r = RC_AUTH_MISSING;
     rc_req_dispose(&req);
     pending_remove(n, c);
@@ -1037,9 +1037,9 @@ static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
         if (rc_hub_leave(n->hub, c, req.room) != RC_OK)
             send_error(n, c, &req, "not_joined", "not a member of room");
         else
-            send_owned(n, c,
-                       rc_proto_ok_room(req.has_id, req.id, req.room, false,
-                                        0, -1));
+            send_owned(
+                n, c,
+                rc_proto_ok_room(req.has_id, req.id, req.room, false, 0, -1));
         break;
     case RC_OP_PUBLISH:
         do_publish(n, c, &req);
@@ -1077,12 +1077,11 @@ static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
         {
             json_t *root = json_loadb(buf, len, 0, NULL);
             json_t *id = json_object_get(root, "id");
-            send_owned(n, c,
-                       rc_proto_error(json_is_integer(id),
-                                      json_is_integer(id)
-                                          ? json_integer_value(id)
-                                          : 0,
-                                      "rate_limited", "slow down"));
+            send_owned(
+                n, c,
+                rc_proto_error(json_is_integer(id),
+                               json_is_integer(id) ? json_integer_value(id) : 0,
+                               "rate_limited", "slow down"));
             json_decref(root);
         }
         return 0;
@@ -1119,8 +1118,7 @@ static int on_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     /* A message split over several reads: gather it, bounded above. */
     nb = rc_tryrealloc(c->rx, c->rx_len + len + 1);
     if (!nb) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL,
-                         0);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
         return -1;
     }
     c->rx = nb;
@@ -1161,8 +1159,7 @@ static const char *http_reason(unsigned int status)
  * JSON body, then close. The response is written whole, status line
  * included: lws would answer HTTP/1.0 this early in the request, which
  * strict WebSocket clients reject. */
-static int http_refuse(struct lws *wsi, unsigned int status,
-                       const char *body)
+static int http_refuse(struct lws *wsi, unsigned int status, const char *body)
 {
     unsigned char buf[LWS_PRE + 768];
     char *p = (char *)buf + LWS_PRE;
@@ -1241,9 +1238,9 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
     }
     if (!offers_subprotocol(wsi, &any) && any) {
         n->metrics.upgrades_refused++;
-        return http_refuse(wsi, 400,
-                           "{\"error\":\"bad_subprotocol\",\"expected\":\"" SUBPROTOCOL
-                           "\"}");
+        return http_refuse(
+            wsi, 400,
+            "{\"error\":\"bad_subprotocol\",\"expected\":\"" SUBPROTOCOL "\"}");
     }
     if (n->cfg->max_connections && n->nconns >= n->cfg->max_connections) {
         n->metrics.upgrades_refused++;
@@ -1265,8 +1262,8 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
         }
     }
     if (!token) {
-        const char *q = lws_get_urlarg_by_name(wsi, "token=", tok,
-                                               (int)sizeof(tok) - 1);
+        const char *q =
+            lws_get_urlarg_by_name(wsi, "token=", tok, (int)sizeof(tok) - 1);
         if (q) {
             token = q;
             token_len = strlen(q);
@@ -1289,8 +1286,8 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
     c->owner = n;
     c->id = id;
     {
-        const char *rq = lws_get_urlarg_by_name(wsi, "resume=", tok,
-                                                (int)sizeof(tok) - 1);
+        const char *rq =
+            lws_get_urlarg_by_name(wsi, "resume=", tok, (int)sizeof(tok) - 1);
         if (rq && *rq && strlen(rq) < 1024)
             c->resume = rc_xstrdup(rq);
     }
@@ -1408,8 +1405,8 @@ static void on_auth_timer(uv_timer_t *t)
     while (!rc_list_empty(&n->pending)) {
         rc_conn_t *c = rc_container_of(n->pending.next, rc_conn_t, in_timer);
         if (c->deadline_ms > now) {
-            uv_timer_start(t, on_auth_timer,
-                           (uint64_t)(c->deadline_ms - now), 0);
+            uv_timer_start(t, on_auth_timer, (uint64_t)(c->deadline_ms - now),
+                           0);
             return;
         }
         pending_remove(n, c);
@@ -1457,8 +1454,7 @@ static void on_hb_timer(uv_timer_t *t)
             n->metrics.heartbeat_closes++;
             c->state = RC_CONN_CLOSING;
             c->close_code = 1001;
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-                            LWS_TO_KILL_ASYNC);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             continue;
         }
         if (rc_hub_send(n->hub, c, n->ping) != RC_OK)
@@ -1482,9 +1478,8 @@ static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
     /* The snapshot is queued to the backend before the reconnect frame is
      * even written, so it is there when the client comes back. */
     save_session(n, c);
-    f = json_pack("{s:s, s:s, s:I, s:s}", "op", "reconnect", "reason",
-                  "drain", "after_ms", (json_int_t)after_ms, "resume",
-                  resume);
+    f = json_pack("{s:s, s:s, s:I, s:s}", "op", "reconnect", "reason", "drain",
+                  "after_ms", (json_int_t)after_ms, "resume", resume);
     if (f) {
         send_owned(n, c, rc_proto_json(f));
         json_decref(f);
@@ -1505,8 +1500,9 @@ static void on_drain_tick(uv_timer_t *t)
     rc_list_t *it;
 
     if (n->nconns == 0 || elapsed >= (uint64_t)n->cfg->drain_timeout_ms) {
-        rc_log(RC_LOG_INFO, "drain_done", "left=%u moved=%" PRIu64
-               " ms=%" PRIu64, n->nconns, n->clients_moved, elapsed);
+        rc_log(RC_LOG_INFO, "drain_done",
+               "left=%u moved=%" PRIu64 " ms=%" PRIu64, n->nconns,
+               n->clients_moved, elapsed);
         uv_timer_stop(t);
         rc_node_stop(n);
         return;
@@ -1524,9 +1520,8 @@ static void on_drain_tick(uv_timer_t *t)
         if (c->state == RC_CONN_CLOSING)
             continue;
         n->drain_told++;
-        tell_reconnect(n, c,
-                       (uint32_t)((n->session_ctr + n->drain_told) * 7919 %
-                                  jitter));
+        tell_reconnect(
+            n, c, (uint32_t)((n->session_ctr + n->drain_told) * 7919 % jitter));
     }
 }
 
@@ -1554,21 +1549,21 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
 
     rc_list_foreach(it, &n->conns)
     {
-        qbytes += rc_outq_bytes(&rc_container_of(it, rc_conn_t, in_server)->outq);
+        qbytes +=
+            rc_outq_bytes(&rc_container_of(it, rc_conn_t, in_server)->outq);
     }
 #define G(name, help, v)                                                       \
-    rc_buf_printf(b, "# HELP roomcast_" name " " help                          \
-                     "\n# TYPE roomcast_" name " gauge\nroomcast_" name        \
-                     " %" PRIu64 "\n",                                         \
+    rc_buf_printf(b,                                                           \
+                  "# HELP roomcast_" name " " help "\n# TYPE roomcast_" name   \
+                  " gauge\nroomcast_" name " %" PRIu64 "\n",                   \
                   (uint64_t)(v))
 #define C(name, help, v)                                                       \
-    rc_buf_printf(b, "# HELP roomcast_" name " " help                          \
-                     "\n# TYPE roomcast_" name " counter\nroomcast_" name      \
-                     " %" PRIu64 "\n",                                         \
+    rc_buf_printf(b,                                                           \
+                  "# HELP roomcast_" name " " help "\n# TYPE roomcast_" name   \
+                  " counter\nroomcast_" name " %" PRIu64 "\n",                 \
                   (uint64_t)(v))
     G("connections", "Open client connections.", n->nconns);
-    G("pending_auth", "Connections waiting for their auth frame.",
-      n->npending);
+    G("pending_auth", "Connections waiting for their auth frame.", n->npending);
     G("rooms", "Rooms with local members.", rc_hub_room_count(n->hub));
     G("memberships", "Room memberships on this node.",
       rc_hub_member_count(n->hub));
@@ -1589,8 +1584,7 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
     C("frames_out_total", "Frames written to clients.", m->frames_out);
     C("writes_total", "Socket writes (several frames may share one).",
       m->writes);
-    C("deliveries_total", "Room messages queued to clients.",
-      m->deliveries);
+    C("deliveries_total", "Room messages queued to clients.", m->deliveries);
     C("bytes_out_total", "Bytes written to clients.", m->bytes_out);
     C("publishes_total", "Publishes accepted from clients.", m->publishes);
     C("slow_consumer_closes_total", "Clients closed with 4009.",
@@ -1601,8 +1595,7 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
       m->rate_limit_closes);
     C("bad_requests_total", "Frames answered with bad_request or bad_room.",
       m->bad_requests);
-    C("oversize_closes_total", "Clients closed with 1009.",
-      m->oversize_closes);
+    C("oversize_closes_total", "Clients closed with 1009.", m->oversize_closes);
     C("heartbeat_closes_total", "Clients closed for silence.",
       m->heartbeat_closes);
     C("upgrades_refused_total", "Upgrades refused before the handshake.",
@@ -1613,10 +1606,9 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
                      "by reason.\n# TYPE roomcast_auth_failures_total "
                      "counter\n");
     for (int r = 1; r < RC_AUTH_REASON_COUNT; r++)
-        rc_buf_printf(b, "roomcast_auth_failures_total{reason=\"%s\"} %" PRIu64
-                         "\n",
-                      rc_auth_reason_str((rc_auth_reason_t)r),
-                      m->auth_failures[r]);
+        rc_buf_printf(
+            b, "roomcast_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+            rc_auth_reason_str((rc_auth_reason_t)r), m->auth_failures[r]);
     rc_buf_printf(b, "# HELP roomcast_drops_total Published messages dropped, "
                      "by reason.\n# TYPE roomcast_drops_total counter\n");
     for (int r = 0; r < RC_DROP_REASON_COUNT; r++)
@@ -1649,17 +1641,19 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
 
 static void render_stats(rc_node_t *n, rc_buf_t *b)
 {
-    json_t *s = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "node",
-        n->cfg->node_id, "state",
-        n->stopping ? "stopping" : n->draining ? "draining" : "serving",
-        "adapter", n->adapter->ops->name, "connections",
-        (json_int_t)n->nconns, "pending_auth", (json_int_t)n->npending,
-        "rooms", (json_int_t)rc_hub_room_count(n->hub), "memberships",
-        (json_int_t)rc_hub_member_count(n->hub), "deliveries",
-        (json_int_t)n->metrics.deliveries, "frames_out",
-        (json_int_t)n->metrics.frames_out, "writes",
-        (json_int_t)n->metrics.writes);
+    json_t *s = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                          "node", n->cfg->node_id, "state",
+                          n->stopping   ? "stopping"
+                          : n->draining ? "draining"
+                                        : "serving",
+                          "adapter", n->adapter->ops->name, "connections",
+                          (json_int_t)n->nconns, "pending_auth",
+                          (json_int_t)n->npending, "rooms",
+                          (json_int_t)rc_hub_room_count(n->hub), "memberships",
+                          (json_int_t)rc_hub_member_count(n->hub), "deliveries",
+                          (json_int_t)n->metrics.deliveries, "frames_out",
+                          (json_int_t)n->metrics.frames_out, "writes",
+                          (json_int_t)n->metrics.writes);
     char *txt = s ? json_dumps(s, JSON_COMPACT) : NULL;
 
     if (txt) {
@@ -1882,8 +1876,8 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
         goto fail;
     rc_log(RC_LOG_INFO, "node_started",
            "node=%s listen=%s:%d admin=%s:%d tls=%d adapter=%s", cfg->node_id,
-           cfg->listen_host, cfg->listen_port, cfg->admin_host,
-           cfg->admin_port, cfg->tls_cert != NULL, n->adapter->ops->name);
+           cfg->listen_host, cfg->listen_port, cfg->admin_host, cfg->admin_port,
+           cfg->tls_cert != NULL, n->adapter->ops->name);
     return n;
 fail:
     rc_node_stop(n);

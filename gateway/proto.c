@@ -14,9 +14,8 @@ static const struct {
     const char *name;
     rc_op_t op;
 } ops[] = {
-    {"join", RC_OP_JOIN},       {"leave", RC_OP_LEAVE},
-    {"publish", RC_OP_PUBLISH}, {"ping", RC_OP_PING},
-    {"auth", RC_OP_AUTH},       {"refresh", RC_OP_REFRESH},
+    {"join", RC_OP_JOIN}, {"leave", RC_OP_LEAVE}, {"publish", RC_OP_PUBLISH},
+    {"ping", RC_OP_PING}, {"auth", RC_OP_AUTH},   {"refresh", RC_OP_REFRESH},
 };
 
 #define BAD(c, m)                                                              \

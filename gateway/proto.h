@@ -28,9 +28,9 @@ typedef struct rc_req {
     bool has_since;
     int64_t id;
     uint64_t since;
-    const char *room;   /* borrowed from root */
-    json_t *data;       /* borrowed from root */
-    const char *token;  /* borrowed from root */
+    const char *room;  /* borrowed from root */
+    json_t *data;      /* borrowed from root */
+    const char *token; /* borrowed from root */
     size_t token_len;
     const char *resume; /* borrowed from root; NULL when absent */
     json_t *root;       /* owned: rc_req_dispose() */
