@@ -64,6 +64,7 @@ typedef struct rroom {
     rc_list_t in_batch; /* subscribe or unsubscribe batch */
     rc_list_t waiters;  /* history requests waiting for SUB_ON */
     uint64_t last_seq;  /* last durable seq delivered to the node */
+    uint64_t known_seq; /* latest seq a history read reported */
     uint64_t unsub_at;  /* loop ms; 0 when not scheduled */
     rc_msg_t **held;    /* live frames held during a catch-up */
     uint32_t nheld, capheld;
@@ -126,6 +127,7 @@ struct redis_adapter {
 static void teardown(redis_adapter_t *r, const char *why);
 static void flush_batches(redis_adapter_t *r);
 static void on_void_reply(redisAsyncContext *ac, void *reply, void *pd);
+static void maybe_up(redis_adapter_t *r);
 
 static uint64_t now_ms(redis_adapter_t *r)
 {
@@ -588,8 +590,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *pd)
         const char *room = room_of_channel(r, ch->str, ch->len, &rlen);
         rroom_t *rm;
         if (!room) {
-            if (strcmp(ch->str, r->ch_ctl) == 0)
+            if (strcmp(ch->str, r->ch_ctl) == 0) {
                 r->ctl_subscribed = 1;
+                maybe_up(r); /* this may be the last thing it waited for */
+            }
             return;
         }
         rm = room_find(r, room, rlen, false);
@@ -613,7 +617,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *pd)
             rc_list_push(&r->sub_batch, &rm->in_batch);
             flush_batches(r);
         } else {
-            rm->last_seq = 0;
+            rm->last_seq = rm->known_seq = 0;
             room_maybe_free(r, rm);
         }
     }
@@ -750,8 +754,11 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
      * since of another epoch (lost history) is never recovered. */
     recovered = h->since == latest || (first && first == h->since + 1) ||
                 (h->since == 0 && first && first == epoch + 1);
-    if (latest > rm->last_seq && !h->catchup && !rm->catching)
-        rm->last_seq = latest;
+    /* Not last_seq: a message published just before this read may still
+     * be on its way on the subscription link, and must not be taken for a
+     * duplicate. known_seq only tells a later catch-up where to start. */
+    if (latest > rm->known_seq)
+        rm->known_seq = latest;
     if (h->catchup)
         finish_catchup(r, rm, msgs, n);
     else
@@ -1038,8 +1045,8 @@ static void maybe_up(redis_adapter_t *r)
     r->m_reconnects++;
     rc_log(RC_LOG_INFO, "redis_up", "host=%s port=%d", r->url.host,
            r->url.port);
-    /* Resubscribe every room with members, in batches; rooms that saw
-     * durable traffic fetch what they missed once subscribed. */
+    /* Resubscribe every room with members, in batches; each fetches what
+     * it missed from its history once subscribed. */
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
         if (!rm->want)
@@ -1047,13 +1054,17 @@ static void maybe_up(redis_adapter_t *r)
         if (rc_list_empty(&rm->in_batch))
             rc_list_push(&r->sub_batch, &rm->in_batch);
         r->m_resubscribed++;
-        if (rm->last_seq && !rm->catching) {
+        /* Every room catches up, even one that saw no traffic yet: a
+         * message may have been published while the link was down. */
+        if (!rm->catching) {
             hist_req_t *h = rc_xcalloc(1, sizeof(*h));
             h->r = r;
             h->room = rm;
             h->catchup = true;
             h->has_since = true;
-            h->since = rm->last_seq;
+            /* Members drop what they already have, so starting low is
+             * safe; starting high could skip. */
+            h->since = rm->last_seq ? rm->last_seq : rm->known_seq;
             rc_list_init(&h->link);
             rm->catching = 1;
             rc_list_push(&rm->waiters, &h->link);

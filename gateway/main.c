@@ -28,9 +28,6 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     rc_log(RC_LOG_INFO, "signal", "signal=%d", signum);
     rc_node_drain(app->node);
-    /* Stay armed for a second signal, but stop holding the loop open. */
-    uv_unref((uv_handle_t *)&app->sigint);
-    uv_unref((uv_handle_t *)&app->sigterm);
 }
 
 int main(int argc, char **argv)
@@ -67,6 +64,11 @@ int main(int argc, char **argv)
     app.sigint.data = app.sigterm.data = &app;
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    /* Signals never keep the loop alive: it ends when the node has closed
+     * everything, whichever way the drain began (signal, POST /drain, or
+     * the Redis control channel). */
+    uv_unref((uv_handle_t *)&app.sigint);
+    uv_unref((uv_handle_t *)&app.sigterm);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
