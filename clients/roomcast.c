@@ -1,14 +1,21 @@
 /* roomcast: the command-line companion of roomcastd. main() only dispatches
- * to a subcommand (today `token`; `publish`, `nodes` and `drain` come next),
- * each of which parses its own flags. Exit status: 0 done, 1 failed, 2 bad
- * arguments (message on stderr).
+ * to a subcommand (`token`, `publish`, `nodes`, `drain`), each of which
+ * parses its own flags. Exit status: 0 done, 1 failed, 2 bad arguments
+ * (message on stderr). The Redis commands talk to Redis with the synchronous
+ * hiredis API: a CLI may block.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
+#include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "auth/auth.h"
@@ -28,10 +35,16 @@ typedef struct rc_cli_cmd {
 } rc_cli_cmd_t;
 
 static int cmd_token(int argc, char **argv);
+static int cmd_publish(int argc, char **argv);
+static int cmd_nodes(int argc, char **argv);
+static int cmd_drain(int argc, char **argv);
 
 static const rc_cli_cmd_t commands[] = {
     {"token", "mint an HS256/HS384/HS512 JWT (development and tests)",
      cmd_token},
+    {"publish", "publish a message to a room through Redis", cmd_publish},
+    {"nodes", "list the live roomcastd nodes registered in Redis", cmd_nodes},
+    {"drain", "ask one node (by id) to drain, through Redis", cmd_drain},
 };
 
 static void usage(FILE *f)
@@ -216,6 +229,843 @@ done:
     }
     free(rooms);
     free(pub);
+    return rc;
+}
+
+/* ------------------------------------------------------------- Redis */
+
+#define RC_CLI_DEFAULT_REDIS "redis://127.0.0.1:6379"
+#define RC_CLI_DEFAULT_PREFIX "roomcast:"
+#define RC_CLI_REDIS_TIMEOUT_S 5
+/* The largest data roomcastd accepts (max_publish's upper bound). */
+#define RC_CLI_MAX_DATA (16 * 1024 * 1024)
+#define RC_CLI_ROOM_MAX 128
+#define RC_CLI_NODE_ID_MAX 128
+#define RC_CLI_PREFIX_MAX 64
+/* SCAN pages at most this many registry keys; a fleet is far smaller. */
+#define RC_CLI_MAX_NODES 100000
+
+/* Where a Redis subcommand talks to: --redis, else $ROOMCAST_REDIS_URL, else
+ * RC_CLI_DEFAULT_REDIS; --prefix, else "roomcast:" (roomcastd's key_prefix
+ * default). Both borrowed from argv or the environment. */
+typedef struct cli_redis {
+    const char *url;
+    const char *prefix;
+} cli_redis_t;
+
+typedef struct cli_url {
+    char host[256];
+    int port;
+    int db;
+    char user[128];
+    char password[256];
+} cli_url_t;
+
+static void cli_redis_defaults(cli_redis_t *o)
+{
+    const char *env = getenv("ROOMCAST_REDIS_URL");
+
+    o->url = env && *env ? env : RC_CLI_DEFAULT_REDIS;
+    o->prefix = RC_CLI_DEFAULT_PREFIX;
+}
+
+/* The options every Redis subcommand shares. Returns as opt_value(). */
+static int cli_redis_opt(cli_redis_t *o, int argc, char **argv, int *i)
+{
+    int m;
+
+    if ((m = opt_value("--redis", argc, argv, i, &o->url)) != 0)
+        return m;
+    return opt_value("--prefix", argc, argv, i, &o->prefix);
+}
+
+static int copy_part(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        return -1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* redis://[[user]:password@]host[:port][/db], as roomcastd reads
+ * redis_url. Returns 0, or -1 on a malformed URL. */
+static int cli_url_parse(const char *url, cli_url_t *u)
+{
+    const char *p, *at, *slash, *colon, *hend;
+    char *end;
+    long v;
+
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    p = url + 8;
+    slash = strchr(p, '/');
+    at = strchr(p, '@');
+    if (at && (!slash || at < slash)) {
+        const char *c = memchr(p, ':', (size_t)(at - p));
+        if (c) {
+            if (copy_part(u->user, sizeof(u->user), p, (size_t)(c - p)) ||
+                copy_part(u->password, sizeof(u->password), c + 1,
+                          (size_t)(at - c - 1)))
+                return -1;
+        } else if (copy_part(u->password, sizeof(u->password), p,
+                             (size_t)(at - p))) {
+            return -1;
+        }
+        p = at + 1;
+    }
+    hend = slash ? slash : p + strlen(p);
+    if (*p == '[') { /* [::1]:6379 */
+        const char *rb = memchr(p, ']', (size_t)(hend - p));
+        if (!rb || rb == p + 1 ||
+            copy_part(u->host, sizeof(u->host), p + 1, (size_t)(rb - p - 1)))
+            return -1;
+        if (rb + 1 != hend && rb[1] != ':')
+            return -1;
+        colon = rb + 1 < hend ? rb + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(hend - p));
+        if ((colon ? colon : hend) == p ||
+            copy_part(u->host, sizeof(u->host), p,
+                      (size_t)((colon ? colon : hend) - p)))
+            return -1;
+    }
+    if (colon) {
+        errno = 0;
+        v = strtol(colon + 1, &end, 10);
+        if (errno || end != hend || end == colon + 1 || v < 1 || v > 65535)
+            return -1;
+        u->port = (int)v;
+    }
+    if (slash && slash[1]) {
+        errno = 0;
+        v = strtol(slash + 1, &end, 10);
+        if (errno || *end || v < 0 || v > 65535)
+            return -1;
+        u->db = (int)v;
+    }
+    return 0;
+}
+
+/* As roomcastd checks key_prefix: the prefix is pasted into Lua source and
+ * into hash-tagged key names. */
+static bool prefix_ok(const char *prefix)
+{
+    if (strlen(prefix) > RC_CLI_PREFIX_MAX)
+        return false;
+    for (const char *p = prefix; *p; p++)
+        if (*p == '\'' || *p == '\\' || *p == '{' || *p == '}' ||
+            (unsigned char)*p < 0x20)
+            return false;
+    return true;
+}
+
+/* PROTOCOL section 2: 1..128 bytes of A-Z a-z 0-9 _ - . : / @ */
+static bool room_ok(const char *room)
+{
+    size_t n = strlen(room);
+
+    if (n == 0 || n > RC_CLI_ROOM_MAX)
+        return false;
+    for (const char *p = room; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || strchr("_-.:/@", *p)))
+            return false;
+    return true;
+}
+
+/* As roomcastd checks node_id: 1..128 printable bytes, no spaces. */
+static bool node_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+
+    if (n == 0 || n > RC_CLI_NODE_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Checks the options; returns RC_EXIT_OK or RC_EXIT_USAGE (message
+ * printed). */
+static int cli_redis_check(const char *who, const cli_redis_t *o, cli_url_t *u)
+{
+    if (cli_url_parse(o->url, u) != 0) {
+        fprintf(stderr,
+                "roomcast %s: bad Redis URL (expected "
+                "redis://[[user]:password@]host[:port][/db])\n",
+                who);
+        return RC_EXIT_USAGE;
+    }
+    if (!prefix_ok(o->prefix)) {
+        fprintf(stderr,
+                "roomcast %s: --prefix: at most %d bytes, no quotes, braces, "
+                "backslashes or control characters\n",
+                who, RC_CLI_PREFIX_MAX);
+        return RC_EXIT_USAGE;
+    }
+    return RC_EXIT_OK;
+}
+
+/* Runs one command; returns an owned reply (freeReplyObject()), or NULL
+ * with a message printed when the connection failed. An error reply is
+ * returned as such. */
+static redisReply *cli_cmd(redisContext *c, const char *who, int argc,
+                           const char **argv, const size_t *lens)
+{
+    redisReply *rep = redisCommandArgv(c, argc, argv, lens);
+
+    if (!rep)
+        fprintf(stderr, "roomcast %s: Redis %s: %s\n", who, argv[0],
+                c->errstr[0] ? c->errstr : "no reply");
+    return rep;
+}
+
+/* Connects, authenticates and selects the database; returns an owned
+ * context (redisFree()) or NULL with a message printed. */
+static redisContext *cli_connect(const char *who, const cli_url_t *u)
+{
+    struct timeval tv = {RC_CLI_REDIS_TIMEOUT_S, 0};
+    redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
+    redisReply *rep = NULL;
+    char db[16];
+
+    if (!c || c->err) {
+        fprintf(stderr, "roomcast %s: cannot connect to Redis at %s:%d: %s\n",
+                who, u->host, u->port, c ? c->errstr : "out of memory");
+        goto fail;
+    }
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        fprintf(stderr, "roomcast %s: cannot set the Redis timeout\n", who);
+        goto fail;
+    }
+    if (u->password[0]) {
+        const char *argv[3] = {"AUTH", u->user, u->password};
+        size_t lens[3] = {4, strlen(u->user), strlen(u->password)};
+        int off = u->user[0] ? 0 : 1; /* AUTH password | AUTH user password */
+        if (off) {
+            argv[1] = u->password;
+            lens[1] = lens[2];
+        }
+        rep = cli_cmd(c, who, 3 - off, argv, lens);
+        if (!rep)
+            goto fail;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "roomcast %s: Redis AUTH: %s\n", who, rep->str);
+            goto fail;
+        }
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    if (u->db) {
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2];
+        snprintf(db, sizeof(db), "%d", u->db);
+        lens[0] = 6;
+        lens[1] = strlen(db);
+        rep = cli_cmd(c, who, 2, argv, lens);
+        if (!rep)
+            goto fail;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "roomcast %s: Redis SELECT: %s\n", who, rep->str);
+            goto fail;
+        }
+        freeReplyObject(rep);
+    }
+    return c;
+fail:
+    if (rep)
+        freeReplyObject(rep);
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+static char *strprintf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* An owned (free()) formatted string. */
+static char *strprintf(const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    char *s;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    s = rc_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Reads all of stdin, at most RC_CLI_MAX_DATA bytes; owned, or NULL with a
+ * message printed. */
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 4096, n = 0, got;
+    char *buf = rc_xmalloc(cap);
+
+    while ((got = fread(buf + n, 1, cap - n, stdin)) > 0) {
+        n += got;
+        if (n > RC_CLI_MAX_DATA) {
+            fprintf(stderr, "roomcast publish: data over %d bytes\n",
+                    RC_CLI_MAX_DATA);
+            free(buf);
+            return NULL;
+        }
+        if (n == cap) {
+            cap *= 2;
+            buf = rc_xrealloc(buf, cap);
+        }
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "roomcast publish: cannot read stdin\n");
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static void publish_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: roomcast publish ROOM JSON|- [--ephemeral]\n"
+            "                        [--redis URL] [--prefix P]\n\n"
+            "Publishes JSON (\"-\": read it from stdin) to ROOM through "
+            "Redis.\n"
+            "Durable (default): FCALL roomcast_publish; prints the new seq.\n"
+            "--ephemeral: PUBLISH P{ROOM}; no seq, no history.\n"
+            "Data that is not valid JSON is refused here (exit 2).\n"
+            "--redis defaults to $ROOMCAST_REDIS_URL, else %s;\n"
+            "--prefix to \"%s\" (roomcastd's key_prefix).\n",
+            RC_CLI_DEFAULT_REDIS, RC_CLI_DEFAULT_PREFIX);
+}
+
+static int cmd_publish(int argc, char **argv)
+{
+    cli_redis_t o;
+    cli_url_t u;
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, m, rc = RC_EXIT_USAGE;
+    bool ephemeral = false, opts_done = false;
+    char *stdin_data = NULL, *chan = NULL;
+    const char *data;
+    size_t dlen;
+    json_error_t jerr;
+    json_t *j;
+    redisContext *c = NULL;
+    redisReply *rep = NULL;
+
+    cli_redis_defaults(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        /* Only "--" options: "-5" and "-" are data. */
+        if (!opts_done && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+            publish_usage(stdout);
+            return RC_EXIT_OK;
+        }
+        if (!opts_done && !strcmp(a, "--")) {
+            opts_done = true;
+            continue;
+        }
+        if (!opts_done && !strcmp(a, "--ephemeral")) {
+            ephemeral = true;
+            continue;
+        }
+        if (!opts_done && !strncmp(a, "--", 2)) {
+            if ((m = cli_redis_opt(&o, argc, argv, &i)) < 0)
+                goto usage;
+            if (m == 0) {
+                fprintf(stderr, "roomcast publish: unknown option '%s'\n", a);
+                goto usage;
+            }
+            continue;
+        }
+        if (npos == 2) {
+            fprintf(stderr, "roomcast publish: unexpected argument '%s'\n", a);
+            goto usage;
+        }
+        pos[npos++] = a;
+    }
+    if (npos != 2) {
+        fprintf(stderr, "roomcast publish: ROOM and JSON are required\n");
+        goto usage;
+    }
+    if (!room_ok(pos[0])) {
+        fprintf(stderr,
+                "roomcast publish: bad room name '%s' (1 to %d bytes of "
+                "A-Z a-z 0-9 _ - . : / @)\n",
+                pos[0], RC_CLI_ROOM_MAX);
+        goto done;
+    }
+    if (cli_redis_check("publish", &o, &u) != RC_EXIT_OK)
+        goto done;
+    if (!strcmp(pos[1], "-")) {
+        stdin_data = read_stdin(&dlen);
+        if (!stdin_data) {
+            rc = RC_EXIT_FAIL;
+            goto done;
+        }
+        data = stdin_data;
+    } else {
+        data = pos[1];
+        dlen = strlen(data);
+    }
+    /* The same check roomcastd makes before a message reaches clients:
+     * refusing here beats a message that is silently dropped (and, when
+     * durable, a seq that no client ever sees). */
+    j = json_loadb(data, dlen, JSON_DECODE_ANY, &jerr);
+    if (!j) {
+        fprintf(stderr,
+                "roomcast publish: data is not valid JSON: %s (line %d, "
+                "column %d)\n",
+                jerr.text, jerr.line, jerr.column);
+        goto done;
+    }
+    json_decref(j);
+
+    c = cli_connect("publish", &u);
+    if (!c) {
+        rc = RC_EXIT_FAIL;
+        goto done;
+    }
+    rc = RC_EXIT_FAIL;
+    if (ephemeral) {
+        const char *av[3] = {"PUBLISH", NULL, data};
+        size_t lens[3] = {7, 0, dlen};
+        chan = strprintf("%s{%s}", o.prefix, pos[0]);
+        av[1] = chan;
+        lens[1] = strlen(chan);
+        rep = cli_cmd(c, "publish", 3, av, lens);
+        if (!rep)
+            goto done;
+        if (rep->type != REDIS_REPLY_INTEGER) {
+            fprintf(stderr, "roomcast publish: Redis PUBLISH: %s\n",
+                    rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                   : "unexpected reply");
+            goto done;
+        }
+        if (rep->integer == 0)
+            fprintf(stderr,
+                    "roomcast publish: note: no node has members in '%s'; "
+                    "nobody got the message\n",
+                    pos[0]);
+        rc = RC_EXIT_OK;
+    } else {
+        const char *av[5] = {"FCALL", "roomcast_publish", "1", pos[0], data};
+        size_t lens[5] = {5, 16, 1, strlen(pos[0]), dlen};
+        rep = cli_cmd(c, "publish", 5, av, lens);
+        if (!rep)
+            goto done;
+        if (rep->type != REDIS_REPLY_INTEGER) {
+            const char *e = rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                           : "unexpected "
+                                                             "reply";
+            fprintf(stderr, "roomcast publish: Redis FCALL: %s\n", e);
+            if (strstr(e, "Function not found"))
+                fprintf(stderr,
+                        "roomcast publish: roomcastd loads the function "
+                        "library when it starts: is a node running against "
+                        "this Redis (and database)?\n");
+            goto done;
+        }
+        printf("%lld\n", rep->integer);
+        rc = fflush(stdout) == 0 ? RC_EXIT_OK : RC_EXIT_FAIL;
+    }
+    goto done;
+
+usage:
+    publish_usage(stderr);
+done:
+    if (rep)
+        freeReplyObject(rep);
+    if (c)
+        redisFree(c);
+    free(chan);
+    free(stdin_data);
+    return rc;
+}
+
+/* "roomcast:" -> "roomcast:node:*" with glob characters of the prefix
+ * escaped, for SCAN MATCH. Owned. */
+static char *registry_pattern(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    char *pat = rc_xmalloc(2 * n + sizeof("node:*"));
+    char *q = pat;
+
+    for (const char *p = prefix; *p; p++) {
+        if (strchr("*?[]^-\\", *p))
+            *q++ = '\\';
+        *q++ = *p;
+    }
+    memcpy(q, "node:*", sizeof("node:*"));
+    return pat;
+}
+
+static int64_t wall_ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One registry entry, as a node wrote it: {"id","addr","state",
+ * "connections","rooms","ts"}. */
+typedef struct node_row {
+    json_t *obj; /* owned; with "age_ms" added */
+    char *id, *addr, *state, *conns, *rooms, *age;
+} node_row_t;
+
+static int row_cmp(const void *a, const void *b)
+{
+    return strcmp(((const node_row_t *)a)->id, ((const node_row_t *)b)->id);
+}
+
+static char *json_field_str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (json_is_string(v))
+        return rc_xstrdup(json_string_value(v));
+    if (json_is_integer(v))
+        return strprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return rc_xstrdup("-");
+}
+
+/* Fills row from the key's name and its value (which may be gone: the
+ * entry expired between SCAN and GET). Returns false to skip it. */
+static bool row_fill(node_row_t *row, const char *key, size_t prefix_len,
+                     const redisReply *val, int64_t now)
+{
+    json_t *ts;
+
+    memset(row, 0, sizeof(*row));
+    if (val->type != REDIS_REPLY_STRING)
+        return false;
+    row->obj = json_loadb(val->str, val->len, 0, NULL);
+    if (!json_is_object(row->obj)) {
+        /* Not ours, or damaged: show it, do not hide it. */
+        json_decref(row->obj);
+        row->obj = json_pack("{s:s, s:s}", "id", key + prefix_len + 5, "state",
+                             "invalid");
+    }
+    if (!json_is_string(json_object_get(row->obj, "id")))
+        json_object_set_new(row->obj, "id", json_string(key + prefix_len + 5));
+    ts = json_object_get(row->obj, "ts");
+    if (json_is_integer(ts))
+        json_object_set_new(row->obj, "age_ms",
+                            json_integer(now - json_integer_value(ts)));
+    row->id = json_field_str(row->obj, "id");
+    row->addr = json_field_str(row->obj, "addr");
+    row->state = json_field_str(row->obj, "state");
+    row->conns = json_field_str(row->obj, "connections");
+    row->rooms = json_field_str(row->obj, "rooms");
+    if (json_is_integer(ts))
+        row->age =
+            strprintf("%.1fs", (double)(now - json_integer_value(ts)) / 1000.0);
+    else
+        row->age = rc_xstrdup("-");
+    return true;
+}
+
+static void row_free(node_row_t *row)
+{
+    json_decref(row->obj);
+    free(row->id);
+    free(row->addr);
+    free(row->state);
+    free(row->conns);
+    free(row->rooms);
+    free(row->age);
+}
+
+static void nodes_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: roomcast nodes [--json] [--redis URL] [--prefix P]\n\n"
+            "Lists the live roomcastd nodes from their registry entries in\n"
+            "Redis (Pnode:<id>, written every 2 s, deleted when a node\n"
+            "stops, expired 10 s after one died): id, client address, state\n"
+            "(serving, draining, stopping), client connections, rooms, and\n"
+            "the age of the entry.\n"
+            "--json prints the entries as a JSON array (with age_ms).\n"
+            "--redis defaults to $ROOMCAST_REDIS_URL, else %s;\n"
+            "--prefix to \"%s\".\n",
+            RC_CLI_DEFAULT_REDIS, RC_CLI_DEFAULT_PREFIX);
+}
+
+static void print_cell(const char *s, int width, bool last)
+{
+    if (last)
+        printf("%s\n", s);
+    else
+        printf("%-*s  ", width, s);
+}
+
+static int cmd_nodes(int argc, char **argv)
+{
+    static const char *const head[6] = {"ID",    "ADDR",  "STATE",
+                                        "CONNS", "ROOMS", "AGE"};
+    cli_redis_t o;
+    cli_url_t u;
+    bool as_json = false;
+    int m, rc = RC_EXIT_USAGE, width[6];
+    char **keys = NULL, *pattern = NULL, cursor[32] = "0";
+    size_t nkeys = 0, capkeys = 0, nrows = 0, plen;
+    node_row_t *rows = NULL;
+    redisContext *c = NULL;
+    redisReply *rep = NULL;
+    int64_t now;
+
+    cli_redis_defaults(&o);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            nodes_usage(stdout);
+            return RC_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--json")) {
+            as_json = true;
+            continue;
+        }
+        if ((m = cli_redis_opt(&o, argc, argv, &i)) < 0)
+            goto usage;
+        if (m == 0) {
+            fprintf(stderr, "roomcast nodes: unknown argument '%s'\n", argv[i]);
+            goto usage;
+        }
+    }
+    if (cli_redis_check("nodes", &o, &u) != RC_EXIT_OK)
+        goto done;
+    rc = RC_EXIT_FAIL;
+    c = cli_connect("nodes", &u);
+    if (!c)
+        goto done;
+
+    /* SCAN, not KEYS: it never blocks a busy Redis. It may return a key
+     * twice, so duplicates are skipped. */
+    pattern = registry_pattern(o.prefix);
+    do {
+        const char *av[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        size_t lens[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
+        redisReply *page;
+        rep = cli_cmd(c, "nodes", 6, av, lens);
+        if (!rep)
+            goto done;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "roomcast nodes: Redis SCAN: %s\n",
+                    rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                   : "unexpected reply");
+            goto done;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+        page = rep->element[1];
+        for (size_t k = 0; k < page->elements; k++) {
+            redisReply *e = page->element[k];
+            bool dup = false;
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            for (size_t d = 0; d < nkeys && !dup; d++)
+                dup = strcmp(keys[d], e->str) == 0;
+            if (dup)
+                continue;
+            if (nkeys >= RC_CLI_MAX_NODES) {
+                fprintf(stderr,
+                        "roomcast nodes: more than %d registry "
+                        "entries; stopping\n",
+                        RC_CLI_MAX_NODES);
+                goto done;
+            }
+            if (nkeys == capkeys) {
+                capkeys = capkeys ? capkeys * 2 : 16;
+                keys = rc_xrealloc(keys, capkeys * sizeof(*keys));
+            }
+            keys[nkeys++] = rc_xstrdup(e->str);
+        }
+        freeReplyObject(rep);
+        rep = NULL;
+    } while (strcmp(cursor, "0") != 0);
+
+    rows = rc_xcalloc(nkeys ? nkeys : 1, sizeof(*rows));
+    now = wall_ms_now();
+    plen = strlen(o.prefix);
+    for (size_t k = 0; k < nkeys; k++) {
+        const char *av[2] = {"GET", keys[k]};
+        size_t lens[2] = {3, strlen(keys[k])};
+        rep = cli_cmd(c, "nodes", 2, av, lens);
+        if (!rep)
+            goto done;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "roomcast nodes: Redis GET %s: %s\n", keys[k],
+                    rep->str);
+            goto done;
+        }
+        if (row_fill(&rows[nrows], keys[k], plen, rep, now))
+            nrows++;
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    qsort(rows, nrows, sizeof(*rows), row_cmp);
+
+    if (as_json) {
+        json_t *arr = json_array();
+        char *txt;
+        for (size_t k = 0; k < nrows; k++)
+            json_array_append(arr, rows[k].obj);
+        txt = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(arr);
+        if (!txt)
+            goto done;
+        printf("%s\n", txt);
+        free(txt);
+    } else {
+        for (int col = 0; col < 6; col++)
+            width[col] = (int)strlen(head[col]);
+        for (size_t k = 0; k < nrows; k++) {
+            const char *cells[6] = {rows[k].id,    rows[k].addr,  rows[k].state,
+                                    rows[k].conns, rows[k].rooms, rows[k].age};
+            for (int col = 0; col < 6; col++)
+                if ((int)strlen(cells[col]) > width[col])
+                    width[col] = (int)strlen(cells[col]);
+        }
+        for (int col = 0; col < 6; col++)
+            print_cell(head[col], width[col], col == 5);
+        for (size_t k = 0; k < nrows; k++) {
+            const char *cells[6] = {rows[k].id,    rows[k].addr,  rows[k].state,
+                                    rows[k].conns, rows[k].rooms, rows[k].age};
+            for (int col = 0; col < 6; col++)
+                print_cell(cells[col], width[col], col == 5);
+        }
+        if (nrows == 0)
+            fprintf(stderr, "roomcast nodes: no live node is registered "
+                            "under this prefix\n");
+    }
+    rc = fflush(stdout) == 0 ? RC_EXIT_OK : RC_EXIT_FAIL;
+    goto done;
+
+usage:
+    nodes_usage(stderr);
+done:
+    if (rep)
+        freeReplyObject(rep);
+    if (c)
+        redisFree(c);
+    for (size_t k = 0; k < nrows; k++)
+        row_free(&rows[k]);
+    free(rows);
+    for (size_t k = 0; k < nkeys; k++)
+        free(keys[k]);
+    free(keys);
+    free(pattern);
+    return rc;
+}
+
+static void drain_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: roomcast drain NODE [--redis URL] [--prefix P]\n\n"
+            "Asks node NODE (its node_id; see `roomcast nodes`) to drain: it\n"
+            "stops taking clients, sends its clients `reconnect`, and exits\n"
+            "when they are gone. Fails (exit 1) when no node of that id\n"
+            "listens on its control channel.\n"
+            "--redis defaults to $ROOMCAST_REDIS_URL, else %s;\n"
+            "--prefix to \"%s\".\n",
+            RC_CLI_DEFAULT_REDIS, RC_CLI_DEFAULT_PREFIX);
+}
+
+static int cmd_drain(int argc, char **argv)
+{
+    cli_redis_t o;
+    cli_url_t u;
+    const char *node = NULL;
+    int m, rc = RC_EXIT_USAGE;
+    char *chan = NULL;
+    redisContext *c = NULL;
+    redisReply *rep = NULL;
+
+    cli_redis_defaults(&o);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            drain_usage(stdout);
+            return RC_EXIT_OK;
+        }
+        if (!strncmp(argv[i], "--", 2)) {
+            if ((m = cli_redis_opt(&o, argc, argv, &i)) < 0)
+                goto usage;
+            if (m == 0) {
+                fprintf(stderr, "roomcast drain: unknown option '%s'\n",
+                        argv[i]);
+                goto usage;
+            }
+            continue;
+        }
+        if (node) {
+            fprintf(stderr, "roomcast drain: one NODE at a time\n");
+            goto usage;
+        }
+        node = argv[i];
+    }
+    if (!node) {
+        fprintf(stderr, "roomcast drain: NODE is required\n");
+        goto usage;
+    }
+    if (!node_id_ok(node)) {
+        fprintf(stderr,
+                "roomcast drain: bad node id '%s' (1 to %d printable "
+                "bytes, no spaces)\n",
+                node, RC_CLI_NODE_ID_MAX);
+        goto done;
+    }
+    if (cli_redis_check("drain", &o, &u) != RC_EXIT_OK)
+        goto done;
+    rc = RC_EXIT_FAIL;
+    c = cli_connect("drain", &u);
+    if (!c)
+        goto done;
+    chan = strprintf("%sctl:%s", o.prefix, node);
+    {
+        const char *av[3] = {"PUBLISH", chan, "drain"};
+        size_t lens[3] = {7, strlen(chan), 5};
+        rep = cli_cmd(c, "drain", 3, av, lens);
+    }
+    if (!rep)
+        goto done;
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        fprintf(stderr, "roomcast drain: Redis PUBLISH: %s\n",
+                rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        goto done;
+    }
+    if (rep->integer == 0) {
+        /* PUBLISH counts the receivers: nobody listens on that node's
+         * control channel, so no node of that id is connected to Redis. */
+        fprintf(stderr,
+                "roomcast drain: no node '%s' is listening on %s (see "
+                "`roomcast nodes`)\n",
+                node, chan);
+        goto done;
+    }
+    printf("drain sent to %s\n", node);
+    rc = fflush(stdout) == 0 ? RC_EXIT_OK : RC_EXIT_FAIL;
+    goto done;
+
+usage:
+    drain_usage(stderr);
+done:
+    if (rep)
+        freeReplyObject(rep);
+    if (c)
+        redisFree(c);
+    free(chan);
     return rc;
 }
 

@@ -11,9 +11,11 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -464,6 +466,16 @@ class Node:
     def healthz(self):
         return self.admin("/healthz")[0]
 
+    def wait_ready(self, timeout=10.0, want=200):
+        """Poll /readyz until it answers want (with Redis: until the node
+        is connected)."""
+        return wait_until(lambda: self.readyz() == want, timeout,
+                          what=f"{self.name} /readyz {want}")
+
+    def m(self, name, default=0.0, **labels):
+        """One metric's value now."""
+        return metric(self.metrics(), name, default, **labels)
+
 
 
 # --------------------------------------------------------------------------
@@ -696,3 +708,345 @@ class Checks:
 
     def done(self):
         assert not self.problems, "\n".join(self.problems)
+
+
+# --------------------------------------------------------------------------
+# Redis: a real redis-server per test, and a small RESP client (stdlib only)
+
+REDIS_SERVER = (os.environ.get("REDIS_SERVER")
+                or shutil.which("redis-server") or "/usr/bin/redis-server")
+REDIS_CLI = (os.environ.get("REDIS_CLI")
+             or shutil.which("redis-cli") or "/usr/bin/redis-cli")
+PREFIX = "roomcast:"
+
+
+class RespError(Exception):
+    """An error reply from Redis (the connection is still usable)."""
+
+
+class Resp:
+    """A blocking RESP2 connection: enough for FCALL, PUBLISH, PUBSUB and
+    SUBSCRIBE in tests. Raises OSError when the connection fails."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def encode(*args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, str):
+                a = a.encode("utf-8")
+            elif not isinstance(a, bytes):
+                a = str(a).encode("ascii")
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def send(self, *args):
+        self.sock.sendall(self.encode(*args))
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def read(self):
+        """One reply: str for simple strings, int, bytes (bulk), list,
+        None; an error reply is returned as a RespError instance."""
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RespError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ConnectionError(f"bad RESP reply: {line!r}")
+
+    def call(self, *args):
+        """Send one command and return its reply; raise RespError for an
+        error reply."""
+        self.send(*args)
+        r = self.read()
+        if isinstance(r, RespError):
+            raise r
+        return r
+
+
+class RedisServer:
+    """One redis-server on a loopback port, no persistence (--save '',
+    --appendonly no), running in workdir; stopped by PID. restart() brings
+    it back on the same port, empty."""
+
+    def __init__(self, workdir, port=None, name="redis"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port = port or free_port()
+        self.log_path = self.workdir / f"{name}.log"
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout=START_TIMEOUT):
+        if not os.path.exists(REDIS_SERVER):
+            raise AssertionError(f"redis-server not found: {REDIS_SERVER} "
+                                 "(set REDIS_SERVER)")
+        self.starts += 1
+        cmd = [REDIS_SERVER, "--port", str(self.port),
+               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", str(self.workdir), "--daemonize", "no",
+               "--protected-mode", "no", "--loglevel", "notice",
+               "--logfile", str(self.log_path)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"redis-server exited with {self.proc.returncode} "
+                    f"during start (port {self.port})\n" + self.log_tail())
+            try:
+                with Resp(self.port, timeout=1.0) as c:
+                    if c.call("PING") == "PONG":
+                        return self
+            except (OSError, RespError) as e:
+                last = e
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError(f"redis-server: no PONG within {timeout}s "
+                             f"({last!r})\n" + self.log_tail())
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM by PID (nothing is saved), SIGKILL if it lingers."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self):
+        """SIGKILL by PID: a crash, as far as the nodes can tell."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def restart(self, kill=True, down_for=0.0, timeout=START_TIMEOUT):
+        """Kill (or stop) it, wait down_for seconds, start it again on the
+        same port: an empty Redis (no persistence)."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        if down_for:
+            time.sleep(down_for)
+        return self.start(timeout=timeout)
+
+    def cli(self, *args, check=True, timeout=10.0, stdin=None):
+        """Run redis-cli against this server; return its stdout (str, one
+        trailing newline removed). check: fail on a non-zero exit or an
+        error reply."""
+        p = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p",
+                            str(self.port)] + [str(a) for a in args],
+                           input=stdin, capture_output=True, text=True,
+                           timeout=timeout)
+        out = p.stdout[:-1] if p.stdout.endswith("\n") else p.stdout
+        if check and (p.returncode != 0 or out.startswith("(error)")
+                      or out.startswith("ERR")):
+            raise AssertionError(f"redis-cli {args!r}: rc={p.returncode} "
+                                 f"out={p.stdout!r} err={p.stderr!r}")
+        return out
+
+    def conn(self, timeout=5.0):
+        return Resp(self.port, timeout=timeout)
+
+    def call(self, *args):
+        """One command on a fresh connection."""
+        with self.conn() as c:
+            return c.call(*args)
+
+    def channels(self, pattern=PREFIX + "{*"):
+        """PUBSUB CHANNELS pattern, as a set of str."""
+        return {c.decode() for c in self.call("PUBSUB", "CHANNELS",
+                                              pattern)}
+
+    def log_tail(self, n=40):
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return (f"---- {self.log_path} (last {n} lines) ----\n"
+                + "\n".join(lines[-n:]))
+
+
+def redis_flags(redis, **more):
+    """roomcastd flags for a node on redis (plus more)."""
+    flags = {"redis_url": redis.url, "key_prefix": PREFIX}
+    flags.update(more)
+    return flags
+
+
+def run_cli(*args, env=None, timeout=15.0, stdin=None):
+    """Run the roomcast CLI; return (rc, stdout, stderr)."""
+    e = clean_env()
+    e.update(env or {})
+    p = subprocess.run([ROOMCAST_CLI] + [str(a) for a in args], input=stdin,
+                       capture_output=True, text=True, timeout=timeout,
+                       env=e)
+    return p.returncode, p.stdout, p.stderr
+
+
+# A publisher in its own process: `python3 harness.py publisher PORT ...`
+# publishes durable messages {"k": k, "room": room} round-robin over the
+# rooms with FCALL, one every interval seconds, until count attempts were
+# made or SIGTERM. It reconnects and carries on when Redis fails; each
+# attempt is one stdout line: "ok k room seq", or "err k room reason".
+
+def publisher_main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(prog="harness.py publisher")
+    ap.add_argument("port", type=int)
+    ap.add_argument("--rooms", required=True, help="comma separated")
+    ap.add_argument("--count", type=int, default=0, help="0: until SIGTERM")
+    ap.add_argument("--interval", type=float, default=0.005)
+    ap.add_argument("--first-k", type=int, default=0)
+    a = ap.parse_args(argv)
+    rooms = a.rooms.split(",")
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    conn = None
+    k = a.first_k
+    attempts = 0
+    out = sys.stdout
+    while not stop and (a.count == 0 or attempts < a.count):
+        room = rooms[attempts % len(rooms)]
+        attempts += 1
+        data = json.dumps({"k": k, "room": room}, separators=(",", ":"))
+        try:
+            if conn is None:
+                conn = Resp(a.port, timeout=2.0)
+            seq = conn.call("FCALL", "roomcast_publish", "1", room, data)
+            out.write(f"ok {k} {room} {seq}\n")
+            out.flush()
+        except (OSError, ConnectionError, RespError) as e:
+            out.write(f"err {k} {room} {type(e).__name__}:"
+                      f"{str(e).replace(' ', '_')[:80]}\n")
+            out.flush()
+            if conn is not None and not isinstance(e, RespError):
+                conn.close()
+                conn = None
+            time.sleep(0.02)
+        k += 1
+        if a.interval:
+            time.sleep(a.interval)
+    out.flush()
+    return 0
+
+
+class Publisher:
+    """The publisher process above, started and stopped by the test."""
+
+    def __init__(self, port, rooms, count=0, interval=0.005, first_k=0):
+        self.cmd = [sys.executable, os.path.abspath(__file__), "publisher",
+                    str(port), "--rooms", ",".join(rooms), "--count",
+                    str(count), "--interval", str(interval), "--first-k",
+                    str(first_k)]
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.lines = None
+        self.stderr = ""
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, then its results: a list of (status, k, room, seq or
+        reason)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout=30.0):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"publisher still running after "
+                                 f"{timeout}s; stderr: {err[-2000:]}")
+        self.stderr = err
+        if self.proc.returncode != 0:
+            raise AssertionError(f"publisher exited {self.proc.returncode}"
+                                 f": {err[-2000:]}")
+        self.lines = []
+        for ln in out.splitlines():
+            st, k, room, rest = ln.split(" ", 3)
+            self.lines.append((st, int(k), room,
+                               int(rest) if st == "ok" else rest))
+        return self.lines
+
+    def accepted(self, room=None):
+        """[(k, room, seq)] of the publishes Redis answered with a seq."""
+        return [(k, r, s) for st, k, r, s in self.lines
+                if st == "ok" and (room is None or r == room)]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "publisher":
+        sys.exit(publisher_main(sys.argv[2:]))
+    print("usage: harness.py publisher PORT --rooms R1,R2 [--count N] "
+          "[--interval S] [--first-k K]", file=sys.stderr)
+    sys.exit(2)
