@@ -35,10 +35,11 @@
 #include "gateway/admin.h"
 
 #define TICK_MS 250
-#define PROBE_IDLE_MS 1000  /* probe when the sub link was quiet this long */
-#define PROBE_DEAD_MS 3500  /* declare it dead after this much silence */
-#define CMD_TIMEOUT_MS 5000 /* a command unanswered this long kills the link   \
-                             */
+#define PROBE_IDLE_MS 1000 /* probe when the sub link was quiet this long */
+#define PROBE_DEAD_MS 3500 /* declare it dead after this much silence */
+#define CMD_TIMEOUT_MS                                                         \
+    5000 /* a command unanswered this long kills the link                      \
+          */
 #define REGISTRY_MS 2000
 #define REGISTRY_TTL_MS 10000
 #define BACKOFF_MIN_MS 100
@@ -122,6 +123,7 @@ struct redis_adapter {
     uint64_t m_reconnects, m_resubscribed, m_recovered, m_probe_fail;
     uint64_t m_subscribed; /* gauge */
     uint64_t m_publish_err;
+    uint32_t max_publish;
 };
 
 static void teardown(redis_adapter_t *r, const char *why);
@@ -468,11 +470,13 @@ static rc_msg_t *frame_from_redis(redis_adapter_t *r, const char *room,
 {
     uint64_t t_ns = 0;
 
-    if (dlen > 0 && dlen <= 16u * 1024 * 1024 && !valid_json(data, dlen)) {
-        r->m_bad++;
+    /* Anyone can PUBLISH to a room's channel: the size is bounded before
+     * the data is parsed, and what is not JSON never reaches a client. */
+    if (dlen > r->max_publish) {
+        r->m_too_big++;
         return NULL;
     }
-    if (dlen == 0) {
+    if (dlen == 0 || !valid_json(data, dlen)) {
         r->m_bad++;
         return NULL;
     }
@@ -1015,6 +1019,8 @@ static void r_metrics(const rc_adapter_t *ad, struct rc_buf *b)
     RM("dropped_bad_total", "counter",
        "Messages from Redis dropped: data not JSON or malformed envelope.",
        r->m_bad);
+    RM("dropped_too_big_total", "counter",
+       "Messages from Redis dropped: data over max_publish.", r->m_too_big);
     RM("reconnects_total", "counter", "Times the Redis links came back up.",
        r->m_reconnects);
     RM("resubscribed_rooms_total", "counter",
@@ -1452,6 +1458,7 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     snprintf(tmp, sizeof(tmp), "node:%s", cfg->node_id);
     r->k_node = strfmt(cfg->prefix, tmp);
     r->unsub_delay = cfg->unsubscribe_delay_ms;
+    r->max_publish = cfg->max_publish;
     r->backoff_ms = BACKOFF_MIN_MS;
     if (getrandom(r->key, sizeof(r->key), GRND_NONBLOCK) != sizeof(r->key)) {
         r->key[0] = (uint64_t)(uintptr_t)r;

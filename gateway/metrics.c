@@ -34,3 +34,12 @@ const char *rc_drop_reason_str(rc_drop_reason_t r)
     }
     return "unknown";
 }
+
+const char *rc_resume_refusal_str(rc_resume_refusal_t r)
+{
+    static const char *const names[RC_RESUME_REFUSAL_COUNT] = {
+        "forged", "malformed",   "expired",      "other_sub",
+        "used",   "no_snapshot", "bad_snapshot", "backend"};
+
+    return r < RC_RESUME_REFUSAL_COUNT ? names[r] : "unknown";
+}

@@ -18,6 +18,20 @@ typedef enum rc_drop_reason {
     RC_DROP_REASON_COUNT
 } rc_drop_reason_t;
 
+typedef enum rc_resume_refusal {
+    RC_RESUME_FORGED = 0, /* signature does not verify */
+    RC_RESUME_MALFORMED,
+    RC_RESUME_EXPIRED,
+    RC_RESUME_OTHER_SUB,   /* bound to another JWT sub */
+    RC_RESUME_USED,        /* already used (on any node) */
+    RC_RESUME_NO_SNAPSHOT, /* nothing stored for the session */
+    RC_RESUME_BAD_SNAPSHOT,
+    RC_RESUME_BACKEND, /* the backend could not answer */
+    RC_RESUME_REFUSAL_COUNT
+} rc_resume_refusal_t;
+
+const char *rc_resume_refusal_str(rc_resume_refusal_t r);
+
 typedef struct rc_metrics {
     uint64_t conns_opened;
     uint64_t conns_closed;
@@ -37,7 +51,7 @@ typedef struct rc_metrics {
     uint64_t auth_timeouts;
     uint64_t token_expired_closes;
     uint64_t resumes_accepted;
-    uint64_t resumes_refused;
+    uint64_t resumes_refused[RC_RESUME_REFUSAL_COUNT];
     uint64_t auth_failures[RC_AUTH_REASON_COUNT];
     uint64_t drops[RC_DROP_REASON_COUNT];
     uint64_t lat_buckets[RC_METRICS_LAT_BUCKETS]; /* cumulative at render */

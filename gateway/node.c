@@ -71,7 +71,7 @@ struct rc_node {
     uint32_t drain_total;   /* clients when the drain began */
     uint32_t drain_told;    /* clients sent `reconnect` so far */
     uint64_t clients_moved;
-    rc_msg_t *ping; /* shared empty ping frame */
+    rc_msg_t *ping; /* shared ping frame */
     unsigned char *wbuf;
     uint64_t session_seed, session_ctr;
     unsigned char resume_key[32];
@@ -253,6 +253,10 @@ static void hub_slow(void *ctx, rc_conn_t *c)
     rc_log(RC_LOG_INFO, "slow_consumer", "session=%016" PRIx64, c->session);
     c->close_code = 4009;
     conn_close(n, c, 4009);
+    /* Its socket is not writable, so lws may not service it soon: wake lws
+     * so that it arms the grace timeout set by conn_close. */
+    if (n->lws)
+        lws_cancel_service(n->lws);
 }
 
 static void hub_room_open(void *ctx, const rc_room_t *room)
@@ -796,11 +800,11 @@ static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
         resume_finish(rs);
 }
 
-static void resume_refused(rc_node_t *n, rc_conn_t *c, const char *why)
+static void resume_refused(rc_node_t *n, rc_conn_t *c, rc_resume_refusal_t why)
 {
-    n->metrics.resumes_refused++;
+    n->metrics.resumes_refused[why]++;
     rc_log(RC_LOG_INFO, "resume_refused", "session=%016" PRIx64 " why=%s",
-           c->session, why);
+           c->session, rc_resume_refusal_str(why));
     send_welcome(n, c, NULL);
 }
 
@@ -820,9 +824,9 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
     }
     if (err != RC_OK || used || !json) {
         resume_refused(n, c,
-                       err != RC_OK ? "backend"
-                       : used       ? "used"
-                                    : "no_snapshot");
+                       err != RC_OK ? RC_RESUME_BACKEND
+                       : used       ? RC_RESUME_USED
+                                    : RC_RESUME_NO_SNAPSHOT);
         resume_free(rs);
         return;
     }
@@ -833,7 +837,7 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         strcmp(json_string_value(json_object_get(root, "sub")),
                rc_identity_sub(c->id)) != 0) {
         json_decref(root);
-        resume_refused(n, c, "bad_snapshot");
+        resume_refused(n, c, RC_RESUME_BAD_SNAPSHOT);
         resume_free(rs);
         return;
     }
@@ -909,22 +913,22 @@ static void start_session(rc_node_t *n, rc_conn_t *c)
     if (rc_sealed_open(&keys, tok, strlen(tok), payload, sizeof(payload) - 1,
                        &plen) != RC_OK) {
         free(tok);
-        resume_refused(n, c, "forged");
+        resume_refused(n, c, RC_RESUME_FORGED);
         return;
     }
     free(tok);
     payload[plen] = '\0';
     if (sscanf(payload, "1|%16[0-9a-f]|%llu|%n", sid, &expiry, &off) != 2 ||
         off == 0) {
-        resume_refused(n, c, "malformed");
+        resume_refused(n, c, RC_RESUME_MALFORMED);
         return;
     }
     if ((int64_t)expiry < wall_ms()) {
-        resume_refused(n, c, "expired");
+        resume_refused(n, c, RC_RESUME_EXPIRED);
         return;
     }
     if (strcmp(payload + off, rc_identity_sub(c->id)) != 0) {
-        resume_refused(n, c, "other_sub");
+        resume_refused(n, c, RC_RESUME_OTHER_SUB);
         return;
     }
     memset(&fake, 0, sizeof(fake));
@@ -941,7 +945,7 @@ static void start_session(rc_node_t *n, rc_conn_t *c)
     if (n->adapter->ops->session_take(n->adapter, sid, n->cfg->resume_ttl_ms,
                                       on_session_taken, rs) != RC_OK) {
         resume_free(rs);
-        resume_refused(n, c, "backend");
+        resume_refused(n, c, RC_RESUME_BACKEND);
     }
 }
 
@@ -1452,9 +1456,13 @@ static void on_hb_timer(uv_timer_t *t)
             continue;
         if (now - c->last_rx_ms > dead_after) {
             n->metrics.heartbeat_closes++;
-            c->state = RC_CONN_CLOSING;
-            c->close_code = 1001;
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            rc_log(RC_LOG_INFO, "heartbeat_timeout", "session=%016" PRIx64,
+                   c->session);
+            /* A silent peer will not read a close frame. Kill it now: an
+             * async kill would wait for lws to service something, which an
+             * idle socket never makes it do. We are in our own timer, not
+             * in a callback of this wsi, and c is not touched after. */
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
             continue;
         }
         if (rc_hub_send(n->hub, c, n->ping) != RC_OK)
@@ -1575,9 +1583,14 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
       n->clients_moved);
     C("resumes_accepted_total", "Sessions restored from a resume token.",
       m->resumes_accepted);
-    C("resumes_refused_total",
-      "Resume tokens refused (forged, expired, other sub, used, no snapshot).",
-      m->resumes_refused);
+    rc_buf_printf(b, "# HELP roomcast_resumes_refused_total Resume tokens "
+                     "refused, by reason.\n# TYPE "
+                     "roomcast_resumes_refused_total counter\n");
+    for (int r = 0; r < RC_RESUME_REFUSAL_COUNT; r++)
+        rc_buf_printf(
+            b, "roomcast_resumes_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+            rc_resume_refusal_str((rc_resume_refusal_t)r),
+            m->resumes_refused[r]);
     C("connections_opened_total", "Connections upgraded.", m->conns_opened);
     C("connections_closed_total", "Connections closed.", m->conns_closed);
     C("frames_in_total", "Frames received from clients.", m->frames_in);
@@ -1799,7 +1812,9 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     rc_list_init(&n->conns);
     rc_list_init(&n->pending);
     n->wbuf = rc_xmalloc(WBUF_CAP);
-    n->ping = rc_msg_create(RC_WS_OP_PING, NULL, 0);
+    /* Not empty: lws 4.1 does not pass zero-length pongs to the protocol
+     * callback, and the pong is how a quiet client proves it is alive. */
+    n->ping = rc_msg_create(RC_WS_OP_PING, "rc", 2);
     if (!n->ping)
         abort(); /* a dozen bytes at startup */
     if (getrandom(&n->session_seed, sizeof(n->session_seed), 0) !=

@@ -289,8 +289,20 @@ def cluster(tmp_path, request):
                         pytrace=False)
 
 
-def prom_total(nodes, name):
-    return sum(metric(n.metrics(), name, 0) for n in nodes if n.running())
+def prom_total(nodes, name, **labels):
+    """Sum a metric over running nodes; without labels, over all its
+    labelled series too (roomcast_resumes_refused_total{reason=...})."""
+    tot = 0
+    for n in nodes:
+        if not n.running():
+            continue
+        m = n.metrics()
+        if labels:
+            tot += metric(m, name, 0, **labels)
+            continue
+        tot += sum(v for k, v in m.items()
+                   if k == name or k.startswith(name + "{"))
+    return tot
 
 
 # --------------------------------------------------------------------------
@@ -890,6 +902,11 @@ def test_resume_token_single_use_forged_expired_other_sub(cluster):
 
         acc = prom_total(nodes, "roomcast_resumes_accepted_total") - acc0
         ref = prom_total(nodes, "roomcast_resumes_refused_total") - ref0
+        # refusals are counted by reason
+        for why in ("used", "forged", "other_sub", "expired"):
+            got = prom_total(nodes, "roomcast_resumes_refused_total",
+                             reason=why)
+            check(got >= 1, f"no refusal counted with reason={why}")
         check(acc == accepted, f"resumes_accepted_total went up by {acc}, "
                                f"expected {accepted}")
         check(ref == refused, f"resumes_refused_total went up by {ref}, "
