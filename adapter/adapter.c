@@ -31,6 +31,10 @@ rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq, const char *data,
     memcpy(p + n, data, len);
     p[n + len] = '}';
     rc_msg_finish(m, RC_WS_OP_TEXT, (size_t)n + len + 1);
+    /* Where the room name sits in the frame: a snapshot uses it to tell
+     * which queued frames a closing client never got. */
+    m->room_off = (uint16_t)(p + 20 - rc_msg_bytes(m));
+    m->room_len = (uint8_t)rlen;
     m->seq = seq;
     m->t_pub_ns = t_pub_ns;
     return m;

@@ -52,6 +52,8 @@ typedef void (*rc_adapter_history_cb)(void *arg, rc_err_t err, uint64_t latest,
 typedef void (*rc_adapter_session_cb)(void *arg, rc_err_t err, bool used,
                                       const char *json, size_t len);
 
+typedef void (*rc_adapter_done_cb)(void *arg, rc_err_t err);
+
 typedef struct rc_adapter_ops {
     const char *name;
     /* The node has its first local member in room / no more members. */
@@ -68,9 +70,11 @@ typedef struct rc_adapter_ops {
     /* True while the backend can take publishes and deliver. */
     bool (*ready)(const rc_adapter_t *ad);
     /* Keep a session snapshot (json, borrowed) for ttl_ms, shared by every
-     * node. Fire and forget. */
+     * node. cb (may be NULL) is called once the backend has it, or failed;
+     * it is called even when the request could not be sent. */
     void (*session_save)(rc_adapter_t *ad, const char *session,
-                         const char *json, size_t len, int64_t ttl_ms);
+                         const char *json, size_t len, int64_t ttl_ms,
+                         rc_adapter_done_cb cb, void *arg);
     /* Claim a session's resume once (atomically, across nodes) and take
      * its snapshot. */
     RC_MUST_CHECK rc_err_t (*session_take)(rc_adapter_t *ad,

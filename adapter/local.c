@@ -131,11 +131,14 @@ static void session_free(local_adapter_t *la, local_session_t *s)
 }
 
 static void l_session_save(rc_adapter_t *ad, const char *session,
-                           const char *json, size_t len, int64_t ttl_ms)
+                           const char *json, size_t len, int64_t ttl_ms,
+                           rc_adapter_done_cb cb, void *arg)
 {
     local_adapter_t *la = (local_adapter_t *)ad;
     local_session_t *s = session_find(la, session, true);
 
+    if (cb)
+        cb(arg, RC_OK);
     if (s->used)
         return;
     free(s->json);

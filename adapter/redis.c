@@ -899,13 +899,32 @@ typedef struct sess_req {
     void *arg;
 } sess_req_t;
 
+typedef struct done_req {
+    redis_adapter_t *r;
+    rc_adapter_done_cb cb;
+    void *arg;
+} done_req_t;
+
+static void on_saved(redisAsyncContext *ac, void *reply, void *pd)
+{
+    done_req_t *q = pd;
+    redisReply *rep = reply;
+    (void)ac;
+
+    cmd_done(q->r);
+    q->cb(q->arg, rep && rep->type != REDIS_REPLY_ERROR ? RC_OK : RC_EBACKEND);
+    free(q);
+}
+
 static void r_session_save(rc_adapter_t *ad, const char *session,
-                           const char *json, size_t len, int64_t ttl_ms)
+                           const char *json, size_t len, int64_t ttl_ms,
+                           rc_adapter_done_cb cb, void *arg)
 {
     redis_adapter_t *r = (redis_adapter_t *)ad;
     char key[256], ttl[32];
     const char *argv[5] = {"SET", key, json, "PX", ttl};
     size_t lens[5];
+    done_req_t *q = NULL;
 
     snprintf(key, sizeof(key), "%ssess:{%s}", r->prefix, session);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
@@ -914,7 +933,18 @@ static void r_session_save(rc_adapter_t *ad, const char *session,
     lens[2] = len;
     lens[3] = 2;
     lens[4] = strlen(ttl);
-    (void)cmd_argv(r, on_void_reply, (void *)"session_save", 5, argv, lens);
+    if (!cb) {
+        (void)cmd_argv(r, on_void_reply, (void *)"session_save", 5, argv, lens);
+        return;
+    }
+    q = rc_xmalloc(sizeof(*q));
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    if (cmd_argv(r, on_saved, q, 5, argv, lens) != RC_OK) {
+        free(q);
+        cb(arg, RC_EBACKEND);
+    }
 }
 
 static void on_resume_reply(redisAsyncContext *ac, void *reply, void *pd)

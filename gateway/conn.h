@@ -47,6 +47,7 @@ typedef struct rc_conn {
     uint8_t close_sent;  /* our close frame is written */
     uint8_t rx_frag;     /* inside a fragmented inbound message */
     uint8_t saved;       /* its session snapshot is stored */
+    uint8_t moving;      /* drain: snapshot on its way, no more deliveries */
     char *resume;        /* resume token offered at upgrade, until used;
                             owned */
     unsigned char *rx;   /* inbound reassembly, only while a frame spans

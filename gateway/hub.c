@@ -325,7 +325,8 @@ size_t rc_hub_deliver(rc_hub_t *hub, const char *room, rc_msg_t *m)
     rc_list_foreach(it, &r->members)
     {
         rc_member_t *mb = rc_container_of(it, rc_member_t, in_room);
-        if (mb->_syncing || mb->conn->state == RC_CONN_CLOSING)
+        if (mb->_syncing || mb->conn->state == RC_CONN_CLOSING ||
+            mb->conn->moving)
             continue;
         if (m->seq) {
             if (m->seq <= mb->last_seq)

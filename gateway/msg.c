@@ -40,6 +40,8 @@ rc_msg_t *rc_msg_alloc(size_t cap, unsigned char **payload)
     m->seq = 0;
     m->t_pub_ns = 0;
     m->_off = RC_MSG_MAX_HDR;
+    m->room_off = 0;
+    m->room_len = 0;
     *payload = m->_buf + RC_MSG_MAX_HDR;
     return m;
 }

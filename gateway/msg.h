@@ -26,6 +26,8 @@ typedef struct rc_msg {
     uint64_t seq;      /* room seq of a durable msg, 0 otherwise */
     uint64_t t_pub_ns; /* CLOCK_MONOTONIC publish time, 0 when unknown */
     uint16_t _off;     /* where the frame starts in _buf */
+    uint16_t room_off; /* a `msg` frame: its room name within the frame */
+    uint8_t room_len;  /* (0 for other frames) */
     unsigned char _buf[];
 } rc_msg_t;
 

@@ -341,7 +341,7 @@ static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
     uint64_t now;
 
     if (cnt == 0) {
-        if (c->state == RC_CONN_CLOSING && !c->close_sent) {
+        if (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent) {
             /* lws 4.1 drops the socket without a close frame when
              * WRITEABLE returns -1 (and on timeouts), so send the close
              * frame here and let the peer's answer (or the timeout) end
@@ -388,7 +388,7 @@ static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
     n->metrics.writes++;
     rc_outq_pop(&c->outq, k);
     if (rc_outq_count(&c->outq) ||
-        (c->state == RC_CONN_CLOSING && !c->close_sent))
+        (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent))
         lws_callback_on_writable(wsi);
     return 0;
 }
@@ -678,7 +678,7 @@ static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 /* Snapshot: {"sub":S,"rooms":[[room,last_seq],...]}, kept by the adapter
  * for resume_ttl so that whichever node the client comes back to can
  * restore it. Owned string or NULL. */
-static char *snapshot_json(const rc_conn_t *c, size_t *len)
+static char *snapshot_json(const rc_conn_t *c, bool will_flush, size_t *len)
 {
     json_t *o = json_object(), *rooms = json_array();
     rc_list_t *it;
@@ -687,8 +687,19 @@ static char *snapshot_json(const rc_conn_t *c, size_t *len)
     rc_list_foreach(it, &c->members)
     {
         const rc_member_t *mb = rc_container_of(it, rc_member_t, in_conn);
-        json_array_append_new(rooms, json_pack("[s, I]", mb->room->name,
-                                               (json_int_t)mb->last_seq));
+        uint64_t seq = mb->last_seq;
+        /* last_seq is what was queued. A drain flushes the queue before
+         * the close; a client that is gone never got what is still in it,
+         * so its resume must start before that. */
+        for (uint32_t i = 0; !will_flush && i < rc_outq_count(&c->outq); i++) {
+            const rc_msg_t *m = rc_outq_peek(&c->outq, i);
+            if (m->seq && m->seq <= seq && m->room_len == mb->room->len &&
+                memcmp(rc_msg_bytes(m) + m->room_off, mb->room->name,
+                       m->room_len) == 0)
+                seq = m->seq - 1;
+        }
+        json_array_append_new(
+            rooms, json_pack("[s, I]", mb->room->name, (json_int_t)seq));
     }
     json_object_set_new(o, "sub", json_string(rc_identity_sub(c->id)));
     json_object_set_new(o, "rooms", rooms);
@@ -698,22 +709,28 @@ static char *snapshot_json(const rc_conn_t *c, size_t *len)
     return s;
 }
 
-static void save_session(rc_node_t *n, rc_conn_t *c)
+/* Store c's snapshot. will_flush: its queue will still be written (drain),
+ * else what is queued is lost (the client is gone). cb (may be NULL) runs
+ * once the backend has it; returns false (and never calls cb) when there is
+ * nothing to store. */
+static bool save_session(rc_node_t *n, rc_conn_t *c, bool will_flush,
+                         rc_adapter_done_cb cb, void *arg)
 {
     char sid[17], *json;
     size_t len;
 
     if (c->saved || !c->id || c->state == RC_CONN_PENDING_AUTH ||
         rc_list_empty(&c->members) || !n->adapter)
-        return;
+        return false;
     c->saved = 1;
-    json = snapshot_json(c, &len);
+    json = snapshot_json(c, will_flush, &len);
     if (!json)
-        return;
+        return false;
     snprintf(sid, sizeof(sid), "%016" PRIx64, c->session);
     n->adapter->ops->session_save(n->adapter, sid, json, len,
-                                  n->cfg->resume_ttl_ms);
+                                  n->cfg->resume_ttl_ms, cb, arg);
     free(json);
+    return true;
 }
 
 typedef struct resume_room {
@@ -1317,7 +1334,7 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     pending_remove(n, c);
     exp_remove(n, c);
     /* A client that goes away can resume on any node within resume_ttl. */
-    save_session(n, c);
+    (void)save_session(n, c, false, NULL, NULL);
     rc_hub_leave_all(n->hub, c);
     /* Ops still waiting for the adapter outlive the conn; cut them loose. */
     while (!rc_list_empty(&c->ops)) {
@@ -1472,20 +1489,12 @@ static void on_hb_timer(uv_timer_t *t)
 
 /* --------------------------------------------------------------- drain */
 
-static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
+static void send_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
 {
     char resume[1024];
     json_t *f;
 
-    if (c->state == RC_CONN_PENDING_AUTH) {
-        pending_remove(n, c);
-        conn_close(n, c, 1012);
-        return;
-    }
     make_resume(n, c, resume, sizeof(resume));
-    /* The snapshot is queued to the backend before the reconnect frame is
-     * even written, so it is there when the client comes back. */
-    save_session(n, c);
     f = json_pack("{s:s, s:s, s:I, s:s}", "op", "reconnect", "reason", "drain",
                   "after_ms", (json_int_t)after_ms, "resume", resume);
     if (f) {
@@ -1495,6 +1504,43 @@ static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
     n->clients_moved++;
     /* Queued frames go out first; the close follows them (conn_close). */
     conn_close(n, c, 1012);
+}
+
+/* The snapshot reached the backend: only now may the client be told to
+ * move, or it could reach another node before its session does. */
+static void on_snapshot_saved(void *arg, rc_err_t err)
+{
+    op_t *op = arg;
+
+    if (op->c) {
+        if (err != RC_OK)
+            rc_log(RC_LOG_WARN, "snapshot_failed", "session=%016" PRIx64,
+                   op->c->session);
+        send_reconnect(op->n, op->c, (uint32_t)op->since);
+    }
+    op_destroy(op);
+}
+
+static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
+{
+    rc_req_t none;
+    op_t *op;
+
+    if (c->state == RC_CONN_PENDING_AUTH) {
+        pending_remove(n, c);
+        conn_close(n, c, 1012);
+        return;
+    }
+    memset(&none, 0, sizeof(none));
+    op = op_create(n, c, &none);
+    op->since = after_ms;
+    /* No deliveries from here on (the snapshot's seqs are final), but no
+     * close either until the reconnect frame is queued. */
+    c->moving = 1;
+    if (!save_session(n, c, true, on_snapshot_saved, op)) {
+        op_destroy(op);
+        send_reconnect(n, c, after_ms);
+    }
 }
 
 /* Each tick tells the share of clients that the elapsed part of the drain
@@ -1525,7 +1571,7 @@ static void on_drain_tick(uv_timer_t *t)
         rc_conn_t *c = rc_container_of(it, rc_conn_t, in_server);
         if (n->drain_told >= due)
             break;
-        if (c->state == RC_CONN_CLOSING)
+        if (c->state == RC_CONN_CLOSING || c->moving)
             continue;
         n->drain_told++;
         tell_reconnect(
