@@ -19,6 +19,9 @@
 #define LT_MAX_SRC_ADDRS 250        /* 127.0.0.2 .. 127.0.0.251 */
 #define LT_MAX_SIZE 60000           /* bytes of one delivered msg frame */
 #define LT_MAX_ROOMS 1000000
+#define LT_MAX_TARGETS 16 /* gateways clients are spread over */
+#define LT_RC_BUCKETS 240 /* drain: resumed welcomes per 0.5 s, 120 s */
+#define LT_RC_BUCKET_NS 500000000u
 #define LT_LEAVE_ID_BASE                                                       \
     1000000 /* request ids: join k -> 1+k, leave -> base+k */
 
@@ -29,13 +32,30 @@ typedef enum lt_mode {
     LT_CHURN,
     LT_SOAK,
     LT_CALIBRATE,
+    LT_DRAIN,
 } lt_mode_t;
+
+typedef struct lt_target {
+    char host[64]; /* IPv4 address */
+    uint16_t port;
+} lt_target_t;
 
 typedef struct lt_cfg {
     lt_mode_t mode;
     const char *mode_name;
-    char host[64]; /* gateway IPv4 address */
+    char host[64]; /* gateway IPv4 address: targets[0] */
     uint16_t port;
+    /* Client i connects to targets[i % ntargets] (--target repeated or
+     * --targets a,b); ntargets >= 1, targets[0] == host:port. */
+    lt_target_t targets[LT_MAX_TARGETS];
+    uint32_t ntargets;
+    /* drain: where clients told to reconnect go (--resume-target), when
+     * the parent sends SIGTERM to term_pid (seconds into the measure
+     * phase; < 0: never). */
+    lt_target_t resume_target;
+    int term_pid;
+    double term_after;
+    bool ephemeral;          /* --via redis: PUBLISH instead of FCALL */
     const char *path;        /* upgrade path, "/ws" */
     const char *room_prefix; /* "load:" */
     uint32_t n;              /* client connections */
@@ -109,6 +129,7 @@ enum lt_cmd {
     LT_CMD_MEASURE,     /* measure phase starts: sample own CPU */
     LT_CMD_MEASURE_END, /* measure phase ends: sample own CPU */
     LT_CMD_CLOSE,       /* send LT_IPC_FINAL, close everything, exit */
+    LT_CMD_MARK,        /* drain: SIGTERM sent now; histogram origin */
 };
 
 typedef struct lt_ramp_report {
@@ -144,6 +165,13 @@ typedef struct lt_counters {
     /* traffic */
     uint64_t deliveries, gaps, dups, unexpected, errors, reconnects;
     uint64_t pings, bytes_in;
+    /* drain: reconnect frames acted on, resumed welcomes (resumed:true),
+     * welcomes without it, reconnects that failed, rooms the welcome
+     * said were not fully recovered, and resumed welcomes per 0.5 s
+     * since LT_CMD_MARK */
+    uint64_t moves, resumed, resume_refused, move_failed, not_recovered;
+    uint64_t rc_hist[LT_RC_BUCKETS];
+    uint64_t rf_hist[LT_RC_BUCKETS]; /* the same for refused resumes */
     /* connections lost after establishment */
     uint64_t lost_eof; /* no close frame (counted as close code 1006) */
     uint32_t close_code[LT_CLOSE_SLOTS];

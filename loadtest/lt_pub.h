@@ -2,8 +2,8 @@
  * interface so the path can be chosen per run (--via):
  *   ws    a WebSocket client of the gateway with pub rights, sending
  *         {"op":"publish"} frames (lt_pub_ws.c, implemented);
- *   redis FCALL roomcast_publish 1 <room> <data> pipelined through hiredis
- *         (lt_pub_redis.c: a stub until the Redis adapter is merged).
+ *   redis FCALL roomcast_publish 1 <room> <data> (or PUBLISH with
+ *         --ephemeral) pipelined in raw RESP (lt_pub_redis.c).
  * A publisher lives on the parent's epoll loop: the parent polls fd() for
  * events() and calls io(); it never blocks. publish() only queues; io()
  * writes. Each accepted publish is answered once through on_ack.

@@ -1,25 +1,425 @@
 /* loadtest/lt_pub_redis.c: the Redis publisher of roomcast-load (--via
- * redis). Not built yet: the gateway's Redis adapter is not merged, so
- * nothing would deliver what we wrote. The plan, for whoever adds it: one
- * hiredis redisContext in non-blocking mode (redisConnectNonBlock), fd()
- * is c->fd, publish() appends "FCALL roomcast_publish 1 <key-prefixed room>
- * <data>" with redisAppendCommand (pipelined), flush() calls
- * redisBufferWrite, io(EPOLLIN) calls redisBufferRead then redisGetReply
- * until it has none, and each integer reply is one on_ack(room, seq) in
- * order (keep a ring of the room indexes in flight).
+ * redis). No hiredis: one non-blocking TCP socket on the parent's epoll
+ * loop, commands written in raw RESP and pipelined:
+ *   durable    FCALL roomcast_publish 1 <prefix><room> <data>
+ *              (integer reply: the message's seq)
+ *   ephemeral  PUBLISH roomcast:{<prefix><room>} <data>   (--ephemeral;
+ *              integer reply: subscribers, reported as seq 0)
+ * Replies come back in order, so a ring of the room indexes in flight maps
+ * each one to its publish. Only integer, simple-string and error replies
+ * are expected; anything else kills the publisher (its error says why).
+ * --redis-url redis://HOST:PORT[/...] (IPv4, no AUTH).
  * SPDX-License-Identifier: MIT */
 #include "loadtest/lt_pub.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define OUT_MAX (16u * 1024 * 1024) /* unsent bytes; then publish() refuses */
+#define IN_CAP (1024u * 1024)
+#define RING (1u << 20) /* publishes in flight, at most */
+
+enum { S_CONNECTING, S_OPEN, S_DEAD };
+
+typedef struct pub_redis {
+    lt_pub_t base;
+    const lt_cfg_t *cfg;
+    lt_pub_ack_cb on_ack;
+    void *ud;
+    int fd, state;
+    uint8_t *in;
+    size_t inlen;
+    uint8_t *out;
+    size_t outlen, outoff, outcap;
+    uint64_t sent, answered;
+    uint32_t *ring; /* room of publish k at k % RING */
+    lt_pub_stats_t st;
+    char err[200];
+} pub_redis_t;
+
+static pub_redis_t *of(lt_pub_t *p)
+{
+    return rc_container_of(p, pub_redis_t, base);
+}
+
+static const pub_redis_t *cof(const lt_pub_t *p)
+{
+    return rc_container_of(p, const pub_redis_t, base);
+}
+
+static rc_err_t die(pub_redis_t *w, const char *why)
+{
+    if (w->state != S_DEAD) {
+        snprintf(w->err, sizeof(w->err), "redis publisher: %s", why);
+        w->state = S_DEAD;
+    }
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    return RC_EIO;
+}
+
+static rc_err_t out_reserve(pub_redis_t *w, size_t n)
+{
+    size_t need, cap;
+    uint8_t *nb;
+
+    if (w->outoff > 0 && w->outoff == w->outlen)
+        w->outoff = w->outlen = 0;
+    need = w->outlen + n;
+    if (need <= w->outcap)
+        return RC_OK;
+    if (w->outoff > 0) {
+        memmove(w->out, w->out + w->outoff, w->outlen - w->outoff);
+        w->outlen -= w->outoff;
+        w->outoff = 0;
+        need = w->outlen + n;
+        if (need <= w->outcap)
+            return RC_OK;
+    }
+    if (need > OUT_MAX)
+        return RC_ELIMIT;
+    cap = w->outcap ? w->outcap : 65536;
+    while (cap < need)
+        cap *= 2;
+    nb = realloc(w->out, cap);
+    if (!nb)
+        return RC_ENOMEM;
+    w->out = nb;
+    w->outcap = cap;
+    return RC_OK;
+}
+
+static rc_err_t r_flush(lt_pub_t *p)
+{
+    pub_redis_t *w = of(p);
+
+    while (w->state == S_OPEN && w->outoff < w->outlen) {
+        ssize_t s = send(w->fd, w->out + w->outoff, w->outlen - w->outoff,
+                         MSG_NOSIGNAL);
+        if (s < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return RC_AGAIN;
+            return die(w, strerror(errno));
+        }
+        w->outoff += (size_t)s;
+    }
+    if (w->outoff == w->outlen)
+        w->outoff = w->outlen = 0;
+    return w->state == S_DEAD ? RC_EIO : RC_OK;
+}
+
+static void answer(pub_redis_t *w, bool ok, uint64_t seq, const char *line,
+                   size_t n)
+{
+    uint32_t room;
+
+    if (w->answered >= w->sent) {
+        die(w, "reply without a request");
+        return;
+    }
+    room = w->ring[w->answered % RING];
+    w->answered++;
+    if (ok) {
+        w->st.acked++;
+    } else {
+        w->st.errors++;
+        if (w->st.errors <= 3)
+            fprintf(stderr, "roomcast-load: redis refused a publish: %.*s\n",
+                    (int)(n > 300 ? 300 : n), line);
+    }
+    if (w->on_ack)
+        w->on_ack(w->ud, room, ok ? seq : 0, ok);
+}
+
+/* Parse complete replies in w->in; returns bytes used or -1 (dead). */
+static ssize_t parse(pub_redis_t *w)
+{
+    size_t pos = 0;
+
+    while (pos < w->inlen) {
+        const char *s = (const char *)w->in + pos;
+        const char *nl = memchr(s, '\n', w->inlen - pos);
+        size_t n;
+
+        if (!nl)
+            break;
+        n = (size_t)(nl - s) + 1; /* the line with its \r\n */
+        if (n < 3 || s[n - 2] != '\r') {
+            die(w, "malformed reply");
+            return -1;
+        }
+        switch (s[0]) {
+        case ':': {
+            char *end;
+            long long v = strtoll(s + 1, &end, 10);
+
+            answer(w, true, v > 0 ? (uint64_t)v : 0, s, n - 2);
+            break;
+        }
+        case '+':
+            answer(w, true, 0, s, n - 2);
+            break;
+        case '-':
+            answer(w, false, 0, s, n - 2);
+            break;
+        default: {
+            char why[96];
+
+            snprintf(why, sizeof(why), "unexpected reply type '%c'", s[0]);
+            die(w, why);
+            return -1;
+        }
+        }
+        if (w->state == S_DEAD)
+            return -1;
+        pos += n;
+    }
+    if (pos == 0 && w->inlen >= IN_CAP) {
+        die(w, "reply line over its bound");
+        return -1;
+    }
+    return (ssize_t)pos;
+}
+
+static rc_err_t r_io(lt_pub_t *p, uint32_t events)
+{
+    pub_redis_t *w = of(p);
+    int reads;
+
+    if (w->state == S_DEAD)
+        return RC_EIO;
+    if (w->state == S_CONNECTING) {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return RC_OK;
+        if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr)
+            return die(w, soerr ? strerror(soerr) : "connect failed");
+        w->state = S_OPEN;
+        events |= EPOLLOUT;
+    }
+    if (events & EPOLLOUT) {
+        rc_err_t e = r_flush(p);
+
+        if (e != RC_OK && e != RC_AGAIN)
+            return e;
+    }
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return RC_OK;
+    for (reads = 0; reads < 16; reads++) {
+        ssize_t r, used;
+
+        r = recv(w->fd, w->in + w->inlen, IN_CAP - w->inlen, 0);
+        if (r == 0)
+            return die(w, "redis hung up");
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return die(w, strerror(errno));
+        }
+        w->inlen += (size_t)r;
+        used = parse(w);
+        if (used < 0)
+            return RC_EIO;
+        memmove(w->in, w->in + used, w->inlen - (size_t)used);
+        w->inlen -= (size_t)used;
+    }
+    return RC_OK;
+}
+
+static int r_fd(const lt_pub_t *p)
+{
+    return cof(p)->fd;
+}
+
+static uint32_t r_events(const lt_pub_t *p)
+{
+    const pub_redis_t *w = cof(p);
+
+    if (w->state == S_CONNECTING)
+        return EPOLLOUT;
+    return EPOLLIN | (w->outoff < w->outlen ? EPOLLOUT : 0);
+}
+
+static bool r_ready(const lt_pub_t *p)
+{
+    return cof(p)->state == S_OPEN;
+}
+
+static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const char *data,
+                          size_t len)
+{
+    pub_redis_t *w = of(p);
+    char name[160], head[320];
+    int nl, hl;
+
+    if (w->state != S_OPEN)
+        return RC_ECLOSED;
+    if (w->sent - w->answered >= RING) {
+        w->st.skipped++;
+        return RC_ELIMIT;
+    }
+    nl = snprintf(name, sizeof(name), "%s%s%u%s",
+                  w->cfg->ephemeral ? "roomcast:{" : "", w->cfg->room_prefix,
+                  room, w->cfg->ephemeral ? "}" : "");
+    if (w->cfg->ephemeral)
+        hl = snprintf(head, sizeof(head),
+                      "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", nl, name,
+                      len);
+    else
+        hl = snprintf(head, sizeof(head),
+                      "*5\r\n$5\r\nFCALL\r\n$16\r\nroomcast_publish\r\n"
+                      "$1\r\n1\r\n$%d\r\n%s\r\n$%zu\r\n",
+                      nl, name, len);
+    if (out_reserve(w, (size_t)hl + len + 2) != RC_OK) {
+        w->st.skipped++;
+        return RC_ELIMIT;
+    }
+    memcpy(w->out + w->outlen, head, (size_t)hl);
+    memcpy(w->out + w->outlen + hl, data, len);
+    memcpy(w->out + w->outlen + hl + len, "\r\n", 2);
+    w->outlen += (size_t)hl + len + 2;
+    if (w->outlen - w->outoff > w->st.queued_max)
+        w->st.queued_max = w->outlen - w->outoff;
+    w->ring[w->sent % RING] = room;
+    w->sent++;
+    w->st.sent++;
+    return RC_OK;
+}
+
+static uint64_t r_in_flight(const lt_pub_t *p)
+{
+    const pub_redis_t *w = cof(p);
+
+    return w->sent - w->answered;
+}
+
+static void r_stats(const lt_pub_t *p, lt_pub_stats_t *out)
+{
+    *out = cof(p)->st;
+}
+
+static const char *r_error(const lt_pub_t *p)
+{
+    return cof(p)->err;
+}
+
+static void r_destroy(lt_pub_t *p)
+{
+    pub_redis_t *w;
+
+    if (!p)
+        return;
+    w = of(p);
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->in);
+    free(w->out);
+    free(w->ring);
+    free(w);
+}
+
+static const lt_pub_ops_t redis_ops = {
+    .name = "redis",
+    .fd = r_fd,
+    .events = r_events,
+    .io = r_io,
+    .ready = r_ready,
+    .publish = r_publish,
+    .flush = r_flush,
+    .in_flight = r_in_flight,
+    .stats = r_stats,
+    .error = r_error,
+    .destroy = r_destroy,
+};
+
+/* redis://HOST:PORT[/...] -> dst. */
+static bool parse_url(const char *url, struct sockaddr_in *dst)
+{
+    char host[64];
+    const char *h, *colon, *end;
+    size_t hl;
+    long port;
+    char *pe;
+
+    if (!url || strncmp(url, "redis://", 8) != 0)
+        return false;
+    h = url + 8;
+    if (strchr(h, '@'))
+        return false; /* no AUTH support */
+    end = h + strcspn(h, "/");
+    colon = memchr(h, ':', (size_t)(end - h));
+    hl = colon ? (size_t)(colon - h) : (size_t)(end - h);
+    if (hl == 0 || hl >= sizeof(host))
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    port = 6379;
+    if (colon) {
+        port = strtol(colon + 1, &pe, 10);
+        if (pe != end || port < 1 || port > 65535)
+            return false;
+    }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    dst->sin_family = AF_INET;
+    dst->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &dst->sin_addr) == 1;
+}
 
 lt_pub_t *lt_pub_redis_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
                               void *ud, char *err, size_t errlen)
 {
-    (void)cfg;
-    (void)on_ack;
-    (void)ud;
-    snprintf(err, errlen,
-             "--via redis is not implemented yet (needs the Redis adapter); "
-             "use --via ws");
-    return NULL;
+    pub_redis_t *w;
+    struct sockaddr_in dst = {.sin_family = AF_INET};
+    int one = 1;
+
+    if (!parse_url(cfg->redis_url, &dst)) {
+        snprintf(err, errlen,
+                 "--via redis needs --redis-url redis://HOST:PORT (IPv4, no "
+                 "AUTH), not '%s'",
+                 cfg->redis_url ? cfg->redis_url : "");
+        return NULL;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->base.ops = &redis_ops;
+    w->cfg = cfg;
+    w->on_ack = on_ack;
+    w->ud = ud;
+    w->in = malloc(IN_CAP);
+    w->ring = malloc(RING * sizeof(uint32_t));
+    w->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!w->in || !w->ring || w->fd < 0) {
+        snprintf(err, errlen, "redis publisher setup failed");
+        r_destroy(&w->base);
+        return NULL;
+    }
+    (void)setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(w->fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 &&
+        errno != EINPROGRESS) {
+        snprintf(err, errlen, "redis connect: %s", strerror(errno));
+        r_destroy(&w->base);
+        return NULL;
+    }
+    w->state = S_CONNECTING;
+    return &w->base;
 }

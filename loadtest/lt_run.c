@@ -80,7 +80,27 @@ typedef struct run {
     uint64_t bc_acks_before; /* broadcast: acks before this message */
     uint32_t bc_expect;      /* broadcast: workers with members */
     const volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM (main) */
+    /* drain: when SIGTERM went to cfg->term_pid, when it was seen gone */
+    uint64_t t_term, t_term_exit;
 } run_t;
+
+/* drain: is pid gone (no /proc entry, or a zombie)? */
+static bool proc_gone(int pid)
+{
+    char path[64], buf[256], *rp;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return true;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
 
 static void send_cmd(run_t *r, uint32_t cmd)
 {
@@ -255,6 +275,8 @@ static void poll_once(run_t *r, int ms)
 
     if (r->sampling && r->cfg->sample_interval > 0 && now >= r->next_sample)
         take_sample(r, now);
+    if (r->t_term && !r->t_term_exit && proc_gone(r->cfg->term_pid))
+        r->t_term_exit = lt_now_ns();
     pub_sync(r);
     n = epoll_wait(r->ep, evs, LT_MAX_WORKERS + 2, ms);
     for (i = 0; i < n; i++) {
@@ -344,6 +366,8 @@ static uint64_t progress(const run_t *r)
 
 static bool drained(const run_t *r)
 {
+    if (r->t_term && !r->t_term_exit)
+        return false; /* drain: also wait for the drained gateway to exit */
     return (!r->pub || r->pub->ops->in_flight(r->pub) == 0 ||
             r->pub->ops->fd(r->pub) < 0) &&
            progress(r) >= expected_deliveries(r);
@@ -423,6 +447,17 @@ static void publish_steady(run_t *r)
 
         if (now >= end || *r->stop || now >= r->deadline)
             break;
+        if (cfg->mode == LT_DRAIN && !r->t_term &&
+            now >= t0 + (uint64_t)(cfg->term_after * 1e9)) {
+            send_cmd(r, LT_CMD_MARK);
+            r->t_term = lt_now_ns();
+            if (kill(cfg->term_pid, SIGTERM) != 0)
+                fprintf(stderr, "roomcast-load: SIGTERM %d: %s\n",
+                        cfg->term_pid, strerror(errno));
+            if (cfg->verbose)
+                fprintf(stderr, "roomcast-load: SIGTERM sent to %d\n",
+                        cfg->term_pid);
+        }
         if (r->pub->ops->fd(r->pub) < 0)
             break; /* the publisher died; the report says why */
         tokens += cfg->rate * lt_ns_s(now - last);
@@ -836,7 +871,10 @@ report:
                      !r->timed_out && finals == r->K && tot.failed == 0 &&
                          tot.gaps == 0 && tot.dups == 0 &&
                          tot.deliveries == exp_del && ps.errors == 0 &&
-                         tot.joins_err == 0 && tot.joins_timeout == 0);
+                         tot.joins_err == 0 && tot.joins_timeout == 0 &&
+                         (cfg->mode != LT_DRAIN ||
+                          (r->t_term_exit && tot.resumed == tot.moves &&
+                           tot.moves == tot.established)));
         lt_json_bool(&j, "timed_out", r->timed_out);
         lt_json_obj(&j, "config");
         {
@@ -845,7 +883,23 @@ report:
             snprintf(tgt, sizeof(tgt), "%s:%u%s", cfg->host, cfg->port,
                      cfg->path);
             lt_json_str(&j, "target", tgt);
+            lt_json_arr(&j, "targets");
+            for (k = 0; k < cfg->ntargets; k++) {
+                snprintf(tgt, sizeof(tgt), "%s:%u", cfg->targets[k].host,
+                         cfg->targets[k].port);
+                lt_json_str(&j, NULL, tgt);
+            }
+            lt_json_end(&j, true);
+            if (cfg->mode == LT_DRAIN) {
+                snprintf(tgt, sizeof(tgt), "%s:%u", cfg->resume_target.host,
+                         cfg->resume_target.port);
+                lt_json_str(&j, "resume_target", tgt);
+                lt_json_i64(&j, "term_pid", cfg->term_pid);
+                lt_json_dbl(&j, "term_after_s", cfg->term_after);
+            }
         }
+        if (cfg->redis_url && strcmp(cfg->via, "redis") == 0)
+            lt_json_bool(&j, "ephemeral", cfg->ephemeral);
         lt_json_str(&j, "via", cfg->via);
         lt_json_u64(&j, "connections", cfg->n);
         lt_json_u64(&j, "workers", cfg->workers);
@@ -935,6 +989,57 @@ report:
             lt_json_u64(&j, code, tot.close_count[i]);
         }
         lt_json_end(&j, false);
+
+        if (cfg->mode == LT_DRAIN) {
+            uint32_t last = 0, b;
+            uint64_t peak = 0;
+
+            for (b = 0; b < LT_RC_BUCKETS; b++) {
+                if (tot.rc_hist[b])
+                    last = b + 1;
+                if (tot.rc_hist[b] > peak)
+                    peak = tot.rc_hist[b];
+            }
+            lt_json_obj(&j, "drain");
+            lt_json_bool(&j, "term_sent", r->t_term != 0);
+            lt_json_bool(&j, "gateway_exited", r->t_term_exit != 0);
+            if (r->t_term_exit)
+                lt_json_dbl(&j, "term_to_exit_s",
+                            lt_ns_s(r->t_term_exit - r->t_term));
+            else
+                lt_json_null(&j, "term_to_exit_s");
+            lt_json_u64(&j, "reconnect_frames", tot.reconnects);
+            lt_json_u64(&j, "moves", tot.moves);
+            lt_json_u64(&j, "resumed", tot.resumed);
+            lt_json_u64(&j, "resume_refused", tot.resume_refused);
+            lt_json_u64(&j, "move_failed", tot.move_failed);
+            lt_json_u64(&j, "rooms_not_recovered", tot.not_recovered);
+            lt_json_u64(&j, "lost", tot.gaps);
+            /* what never arrived: also counts messages missed by a client
+             * whose resume was refused (no later seq shows a gap) */
+            lt_json_u64(&j, "undelivered",
+                        exp_del > tot.deliveries ? exp_del - tot.deliveries
+                                                 : 0);
+            lt_json_u64(&j, "duplicated", tot.dups);
+            lt_json_dbl(&j, "bucket_s", LT_RC_BUCKET_NS / 1e9);
+            lt_json_dbl(&j, "peak_resumes_per_s",
+                        (double)peak * 1e9 / LT_RC_BUCKET_NS);
+            lt_json_arr(&j, "resumes_per_bucket");
+            for (b = 0; b < last; b++)
+                lt_json_u64(&j, NULL, tot.rc_hist[b]);
+            lt_json_end(&j, true);
+            lt_json_obj(&j, "refused_by_bucket"); /* bucket index: count */
+            for (b = 0; b < LT_RC_BUCKETS; b++) {
+                char key[16];
+
+                if (!tot.rf_hist[b])
+                    continue;
+                snprintf(key, sizeof(key), "%u", b);
+                lt_json_u64(&j, key, tot.rf_hist[b]);
+            }
+            lt_json_end(&j, false);
+            lt_json_end(&j, false);
+        }
 
         if (cfg->mode == LT_BROADCAST) {
             lt_json_obj(&j, "broadcast");

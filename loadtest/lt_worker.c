@@ -55,6 +55,7 @@ enum conn_state {
     ST_JOINED,
     ST_LEAVING, /* churn: leaves sent */
     ST_CLOSING, /* churn: close frame sent, waiting for the server's */
+    ST_MOVING,  /* drain: told to reconnect, waiting out after_ms */
 };
 
 enum phase {
@@ -76,6 +77,8 @@ typedef struct conn {
     uint8_t *rbuf;    /* partial frame left by the last read; owned */
     uint8_t *wbuf;    /* bytes the socket did not take yet; owned */
     uint64_t t_start; /* when this connection (or cycle) began */
+    char *resume;     /* drain: resume token while moving; owned */
+    uint64_t move_at; /* drain: reconnect when the clock passes this */
 } conn_t;
 
 typedef struct bslot {
@@ -96,7 +99,10 @@ typedef struct worker {
     uint32_t rng;
     lt_counters_t c;
     lt_hist_t hist;
-    struct sockaddr_in dst;
+    struct sockaddr_in dst[LT_MAX_TARGETS];
+    struct sockaddr_in resume_dst;
+    uint32_t moving; /* connections in ST_MOVING */
+    uint64_t next_move_scan, mark_ns;
     enum phase phase;
     uint64_t t0, deadline;
     /* ramp / churn */
@@ -166,6 +172,8 @@ static void conn_release(worker_t *w, conn_t *c)
         close(c->fd); /* also leaves the epoll set */
     free(c->rbuf);
     free(c->wbuf);
+    free(c->resume);
+    c->resume = NULL;
     c->fd = -1;
     c->rbuf = c->wbuf = NULL;
     c->rlen = c->wlen = 0;
@@ -181,6 +189,8 @@ enum fail_kind { F_CONNECT, F_HTTP, F_TIMEOUT, F_PROTO };
 /* A connection that never became established. */
 static void conn_fail(worker_t *w, conn_t *c, enum fail_kind k)
 {
+    if (c->resume)
+        w->c.move_failed++;
     w->c.failed++;
     if (k == F_CONNECT)
         w->c.fail_connect++;
@@ -196,8 +206,32 @@ static void conn_fail(worker_t *w, conn_t *c, enum fail_kind k)
 }
 
 /* An established connection went away without us asking. */
+/* drain: a connection told to reconnect lost its old link; keep its room
+ * slots (last seqs) and reconnect at move_at. */
+static void conn_park(worker_t *w, conn_t *c, uint32_t code)
+{
+    lt_counters_close(&w->c, code);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->rbuf);
+    free(c->wbuf);
+    c->fd = -1;
+    c->rbuf = c->wbuf = NULL;
+    c->rlen = c->wlen = 0;
+    c->pending = 0;
+    c->wantout = 0;
+    c->state = ST_MOVING;
+    w->moving++;
+}
+
 static void conn_lost(worker_t *w, conn_t *c, uint32_t code)
 {
+    if (c->state == ST_MOVING)
+        return; /* already parked */
+    if (c->resume && !in_handshake(c) && c->state != ST_MOVING) {
+        conn_park(w, c, code);
+        return;
+    }
     if (in_handshake(c)) {
         conn_fail(w, c, F_PROTO);
         return;
@@ -376,7 +410,14 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n,
     while (r < end && *r >= '0' && *r <= '9')
         room = room * 10 + (uint64_t)(*r++ - '0');
     if (!lt_ws_scan_u64(r, (size_t)(end - r), "\"seq\":", 6, &seq, &after)) {
-        w->c.unexpected++; /* ephemeral: the load tool never sends those */
+        if (!w->cfg->ephemeral) {
+            w->c.unexpected++; /* ephemeral, and we did not send those */
+            return;
+        }
+        /* --ephemeral: no seq, so no order check; count and time it */
+        w->c.deliveries++;
+        if (lt_ws_scan_u64(r, (size_t)(end - r), "\"t\":", 4, &t, NULL))
+            lt_hist_add(&w->hist, now > t ? now - t : 0);
         return;
     }
     w->c.deliveries++;
@@ -435,8 +476,13 @@ static void on_ok(worker_t *w, conn_t *c, const char *p, size_t n)
     if (id >= 1 && id <= w->M) {
         uint32_t k = (uint32_t)(id - 1);
 
+        /* seq 0: the room has no message yet. Through Redis the first
+         * seq is the room's epoch base (~9.5e13), not 1: take the first
+         * message's seq as the start. */
         w->last_seq[slot + k] =
-            lt_ws_scan_u64(p, n, "\"seq\":", 6, &seq, NULL) ? seq : SEQ_ANY;
+            lt_ws_scan_u64(p, n, "\"seq\":", 6, &seq, NULL) && seq != 0
+                ? seq
+                : SEQ_ANY;
         w->c.joins_ok++;
         w->members[lt_room_of(i, k, w->R, w->M)]++;
         reply_done(w, c);
@@ -468,6 +514,77 @@ static void on_error(worker_t *w, conn_t *c, const char *p, size_t n)
     }
 }
 
+/* drain: {"op":"reconnect","reason":"drain","after_ms":N,"resume":"T"}.
+ * Remember T and when to move; the server's close follows. */
+static void on_reconnect(worker_t *w, conn_t *c, const char *p, size_t n,
+                         uint64_t now)
+{
+    const char *r = memmem(p, n, "\"resume\":\"", 10), *e;
+    uint64_t after = 0;
+    size_t tl, i;
+
+    if (!r) {
+        w->c.unexpected++;
+        return;
+    }
+    r += 10;
+    e = memchr(r, '"', (size_t)(p + n - r));
+    if (!e || e == r || e - r > 1000) {
+        w->c.unexpected++;
+        return;
+    }
+    tl = (size_t)(e - r);
+    for (i = 0; i < tl; i++) { /* base64url "." base64url: URL-safe */
+        char ch = r[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+              ch == '.')) {
+            w->c.unexpected++;
+            return;
+        }
+    }
+    (void)lt_ws_scan_u64(p, n, "\"after_ms\":", 11, &after, NULL);
+    if (after > 600000)
+        after = 600000;
+    c->resume = malloc(tl + 1);
+    if (!c->resume)
+        return;
+    memcpy(c->resume, r, tl);
+    c->resume[tl] = '\0';
+    c->move_at = now + after * 1000000u;
+    w->c.moves++;
+}
+
+/* drain: the welcome on the node we moved to. */
+static void on_resumed(worker_t *w, conn_t *c, const char *p, size_t n,
+                       uint64_t now)
+{
+    const char *q = p, *end = p + n;
+
+    w->pending_hs--;
+    free(c->resume);
+    c->resume = NULL;
+    if (!memmem(p, n, "\"resumed\":true", 14)) {
+        w->c.resume_refused++;
+        if (w->mark_ns && now >= w->mark_ns) {
+            uint64_t b = (now - w->mark_ns) / LT_RC_BUCKET_NS;
+            w->c.rf_hist[b < LT_RC_BUCKETS ? b : LT_RC_BUCKETS - 1]++;
+        }
+        c->state = ST_OPEN;
+        return;
+    }
+    w->c.resumed++;
+    c->state = ST_JOINED;
+    while ((q = memmem(q, (size_t)(end - q), "\"recovered\":false", 17))) {
+        w->c.not_recovered++;
+        q += 17;
+    }
+    if (w->mark_ns && now >= w->mark_ns) {
+        uint64_t b = (now - w->mark_ns) / LT_RC_BUCKET_NS;
+        w->c.rc_hist[b < LT_RC_BUCKETS ? b : LT_RC_BUCKETS - 1]++;
+    }
+}
+
 static void on_text(worker_t *w, conn_t *c, const char *p, size_t n,
                     uint64_t now)
 {
@@ -486,7 +603,9 @@ static void on_text(worker_t *w, conn_t *c, const char *p, size_t n,
         on_error(w, c, p, n);
         break;
     case 'w':
-        if (c->state == ST_WELCOME) {
+        if (c->state == ST_WELCOME && c->resume) {
+            on_resumed(w, c, p, n, now);
+        } else if (c->state == ST_WELCOME) {
             c->state = ST_OPEN;
             w->pending_hs--;
             w->c.established++;
@@ -497,6 +616,8 @@ static void on_text(worker_t *w, conn_t *c, const char *p, size_t n,
         break;
     case 'r':
         w->c.reconnects++;
+        if (w->cfg->mode == LT_DRAIN && !c->resume)
+            on_reconnect(w, c, p, n, now);
         break;
     default:
         w->c.unexpected++;
@@ -584,7 +705,7 @@ static size_t conn_process(worker_t *w, conn_t *c, uint8_t *buf, size_t len,
         default:
             break; /* binary, continuation, pong: not ours */
         }
-        if (c->state == ST_FREE)
+        if (c->state == ST_FREE || c->state == ST_MOVING)
             return len;
     }
     return pos;
@@ -617,7 +738,7 @@ static void conn_readable(worker_t *w, conn_t *c)
         }
         w->c.bytes_in += (uint64_t)r;
         used = conn_process(w, c, w->buf, have + (size_t)r, lt_now_ns());
-        if (c->state == ST_FREE)
+        if (c->state == ST_FREE || c->state == ST_MOVING)
             return;
         left = have + (size_t)r - used;
         if (left == 0) {
@@ -651,13 +772,18 @@ static void conn_start(worker_t *w, uint32_t local, uint64_t now)
     struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = local};
     int one = 1, fd;
 
+    const struct sockaddr_in *dst =
+        c->resume ? &w->resume_dst : &w->dst[i % w->cfg->ntargets];
+
     c->gen++;
     c->t_start = now;
     c->state = ST_CONNECTING;
     c->fd = -1;
     w->pending_hs++;
-    w->opened++;
-    w->c.attempted++;
+    if (!c->resume) {
+        w->opened++;
+        w->c.attempted++;
+    }
     if (w->cfg->mode == LT_CHURN)
         w->c.cycles_started++;
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -673,7 +799,7 @@ static void conn_start(worker_t *w, uint32_t local, uint64_t now)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     src.sin_addr.s_addr = htonl(lt_src_addr(i, w->cfg->src_addrs));
     if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
-        (connect(fd, (struct sockaddr *)&w->dst, sizeof(w->dst)) != 0 &&
+        (connect(fd, (const struct sockaddr *)dst, sizeof(*dst)) != 0 &&
          errno != EINPROGRESS) ||
         epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         if (w->cfg->verbose && w->c.fail_connect < 3)
@@ -686,8 +812,11 @@ static void conn_connected(worker_t *w, conn_t *c)
 {
     const lt_cfg_t *cfg = w->cfg;
     uint32_t i = conn_idx(w, c);
-    char key[LT_WS_KEY_LEN + 1], sub[48], pat[160], err[128], req[2048];
+    char key[LT_WS_KEY_LEN + 1], sub[48], pat[160], err[128], req[4096];
+    char path[1200];
     const char *rooms[1] = {pat};
+    const lt_target_t *tg =
+        c->resume ? &cfg->resume_target : &cfg->targets[i % cfg->ntargets];
     char *tok;
     int soerr = 0, n;
     socklen_t sl = sizeof(soerr);
@@ -709,8 +838,11 @@ static void conn_connected(worker_t *w, conn_t *c)
         return;
     }
     lt_ws_key(i, c->gen, key, NULL);
-    n = lt_ws_request(req, sizeof(req), cfg->host, cfg->port, cfg->path, key,
-                      tok);
+    if (c->resume)
+        snprintf(path, sizeof(path), "%s?resume=%s", cfg->path, c->resume);
+    else
+        snprintf(path, sizeof(path), "%s", cfg->path);
+    n = lt_ws_request(req, sizeof(req), tg->host, tg->port, path, key, tok);
     free(tok);
     if (n < 0) {
         conn_fail(w, c, F_PROTO);
@@ -725,7 +857,7 @@ static void on_event(worker_t *w, uint32_t local, uint32_t events)
 {
     conn_t *c = &w->conns[local];
 
-    if (c->state == ST_FREE)
+    if (c->state == ST_FREE || c->state == ST_MOVING)
         return;
     if (c->state == ST_CONNECTING) {
         conn_connected(w, c);
@@ -733,7 +865,8 @@ static void on_event(worker_t *w, uint32_t local, uint32_t events)
     }
     if (events & EPOLLOUT && c->wlen)
         conn_flush(w, c);
-    if (c->state != ST_FREE && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+    if (c->state != ST_FREE && c->state != ST_MOVING &&
+        (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         conn_readable(w, c);
 }
 
@@ -785,6 +918,10 @@ static void close_all(worker_t *w, int polite)
 
         if (c->state == ST_FREE)
             continue;
+        if (c->state == ST_MOVING) {
+            c->state = ST_FREE;
+            continue;
+        }
         if (polite && c->state >= ST_OPEN && c->wlen == 0) {
             uint8_t p[2] = {0x03, 0xe8}, f[16]; /* 1000 */
             size_t n = lt_ws_build(f, LT_WS_CLOSE, p, 2, rnd(w));
@@ -836,6 +973,9 @@ static void on_cmd(worker_t *w)
                 w->c.wall_measure_ns = lt_now_ns() - w->wall0;
                 w->measuring = 2;
             }
+            break;
+        case LT_CMD_MARK:
+            w->mark_ns = lt_now_ns();
             break;
         case LT_CMD_CLOSE:
             send_final(w);
@@ -911,6 +1051,21 @@ static void tick(worker_t *w, uint64_t now)
         break;
     }
 
+    if (w->moving > 0 && now >= w->next_move_scan) {
+        uint32_t j, started = 0;
+
+        w->next_move_scan = now + 2000000; /* every 2 ms */
+        for (j = 0; j < w->count && started < OPENS_PER_TICK; j++) {
+            conn_t *c = &w->conns[j];
+
+            if (c->state == ST_MOVING && now >= c->move_at) {
+                w->moving--;
+                started++;
+                conn_start(w, j, now);
+            }
+        }
+    }
+
     if (w->measuring == 1 && now >= w->next_progress &&
         w->c.deliveries != w->last_progress) {
         lt_progress_t pr = {w->c.deliveries};
@@ -958,6 +1113,8 @@ static int wait_ms(const worker_t *w, uint64_t now)
     } else if (w->phase == PH_JOIN && w->join_cursor < w->count) {
         ms = 0;
     }
+    if (w->moving > 0 && ms > 2)
+        ms = 2;
     return ms;
 }
 
@@ -987,9 +1144,15 @@ int lt_worker_run(const lt_cfg_t *cfg, uint32_t wid, uint32_t first,
     w->pfxlen = strlen(cfg->room_prefix);
     w->rng = 0x9e3779b9u ^ (wid * 7919u + 1);
     w->deadline = deadline_ns;
-    w->dst.sin_family = AF_INET;
-    w->dst.sin_port = htons(cfg->port);
-    inet_pton(AF_INET, cfg->host, &w->dst.sin_addr);
+    for (j = 0; j < cfg->ntargets; j++) {
+        w->dst[j].sin_family = AF_INET;
+        w->dst[j].sin_port = htons(cfg->targets[j].port);
+        inet_pton(AF_INET, cfg->targets[j].host, &w->dst[j].sin_addr);
+    }
+    w->resume_dst.sin_family = AF_INET;
+    w->resume_dst.sin_port = htons(cfg->resume_target.port);
+    if (cfg->resume_target.port)
+        inet_pton(AF_INET, cfg->resume_target.host, &w->resume_dst.sin_addr);
     lt_hist_init(&w->hist);
     w->conns = calloc(count ? count : 1, sizeof(conn_t));
     w->last_seq = malloc((size_t)(count ? count : 1) * w->M * sizeof(uint64_t));

@@ -25,42 +25,50 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(
-        f, "Usage: roomcast-load SCENARIO [options]\n"
-           "Scenarios: fanout idle broadcast churn soak calibrate\n"
-           "\n"
-           "  --target HOST:PORT     gateway client listener (127.0.0.1:8080)\n"
-           "  --path PATH            upgrade path (/ws)\n"
-           "  -n, --connections N    client connections (1000)\n"
-           "  --workers K            worker processes (ceil(N/19000))\n"
-           "  --src-addrs S          source addresses 127.0.0.2.. (N/20000+1)\n"
-           "  --ramp R               new connections per second (2000)\n"
-           "  --rooms R              rooms (fanout/soak/churn 100, idle 100,\n"
-           "                         broadcast 1)\n"
-           "  --per-client M         rooms each client joins (1)\n"
-           "  --room-prefix P        room names are P<n> (load:)\n"
-           "  --rate X               publishes per second (100)\n"
-           "  --duration S           measure seconds (10; soak 60; idle 0)\n"
-           "  --size B               bytes of a delivered msg frame (100)\n"
-           "  --settle S             pause after joins (1; idle 2)\n"
-           "  --drain S              max wait for in-flight deliveries (2)\n"
-           "  --timeout S            global deadline (derived)\n"
-           "  --connect-timeout S    per connection handshake bound (10)\n"
-           "  --join-timeout S       bound on the join phase (10)\n"
-           "  --secret S             HS* JWT secret (or ROOMCAST_JWT_SECRET)\n"
-           "  --secret-file PATH     file holding the secret\n"
-           "  --alg ALG              HS256 | HS384 | HS512 (HS256)\n"
-           "  --ttl S                token lifetime (86400)\n"
-           "  --via ws|redis         publish path (ws; redis: not yet)\n"
-           "  --redis-url URL        for --via redis\n"
-           "  --gateway-pid PID      sample this process's RSS/CPU/fds\n"
-           "  --sample-interval S    gateway sample period (soak 5; else 0)\n"
-           "  --messages N           broadcast messages, one at a time (5)\n"
-           "  --interval S           pause between broadcast messages (0.2)\n"
-           "  --msg-timeout S        give up on one broadcast message (5)\n"
-           "  --broadcast            calibrate: time one frame to all N\n"
-           "  --deliveries D         calibrate: frames to write (derived)\n"
-           "  -v, --verbose          progress on stderr\n"
-           "  -h, --help\n");
+        f,
+        "Usage: roomcast-load SCENARIO [options]\n"
+        "Scenarios: fanout idle broadcast churn soak calibrate drain\n"
+        "\n"
+        "  --target HOST:PORT     gateway client listener (127.0.0.1:8080);\n"
+        "                         repeat it to spread clients round-robin\n"
+        "  --targets H:P,H:P,...  the same as a list\n"
+        "  --path PATH            upgrade path (/ws)\n"
+        "  -n, --connections N    client connections (1000)\n"
+        "  --workers K            worker processes (ceil(N/19000))\n"
+        "  --src-addrs S          source addresses 127.0.0.2.. (N/20000+1)\n"
+        "  --ramp R               new connections per second (2000)\n"
+        "  --rooms R              rooms (fanout/soak/churn 100, idle 100,\n"
+        "                         broadcast 1)\n"
+        "  --per-client M         rooms each client joins (1)\n"
+        "  --room-prefix P        room names are P<n> (load:)\n"
+        "  --rate X               publishes per second (100)\n"
+        "  --duration S           measure seconds (10; soak 60; idle 0)\n"
+        "  --size B               bytes of a delivered msg frame (100)\n"
+        "  --settle S             pause after joins (1; idle 2)\n"
+        "  --drain S              max wait for in-flight deliveries (2)\n"
+        "  --timeout S            global deadline (derived)\n"
+        "  --connect-timeout S    per connection handshake bound (10)\n"
+        "  --join-timeout S       bound on the join phase (10)\n"
+        "  --secret S             HS* JWT secret (or ROOMCAST_JWT_SECRET)\n"
+        "  --secret-file PATH     file holding the secret\n"
+        "  --alg ALG              HS256 | HS384 | HS512 (HS256)\n"
+        "  --ttl S                token lifetime (86400)\n"
+        "  --via ws|redis         publish path (ws)\n"
+        "  --redis-url URL        for --via redis: redis://HOST:PORT\n"
+        "  --redis URL            the same\n"
+        "  --ephemeral            --via redis: PUBLISH, not FCALL\n"
+        "  --resume-target H:P    drain: where told clients reconnect\n"
+        "  --term-pid PID         drain: SIGTERM this (default --gateway-pid)\n"
+        "  --term-after S         drain: seconds into the measure phase (2)\n"
+        "  --gateway-pid PID      sample this process's RSS/CPU/fds\n"
+        "  --sample-interval S    gateway sample period (soak 5; else 0)\n"
+        "  --messages N           broadcast messages, one at a time (5)\n"
+        "  --interval S           pause between broadcast messages (0.2)\n"
+        "  --msg-timeout S        give up on one broadcast message (5)\n"
+        "  --broadcast            calibrate: time one frame to all N\n"
+        "  --deliveries D         calibrate: frames to write (derived)\n"
+        "  -v, --verbose          progress on stderr\n"
+        "  -h, --help\n");
 }
 
 enum {
@@ -93,6 +101,11 @@ enum {
     O_MSGTIMEOUT,
     O_BROADCAST,
     O_DELIVERIES,
+    O_TARGETS,
+    O_EPHEMERAL,
+    O_RESUME_TARGET,
+    O_TERM_PID,
+    O_TERM_AFTER,
 };
 
 static const struct option opts[] = {
@@ -119,6 +132,12 @@ static const struct option opts[] = {
     {"ttl", required_argument, NULL, O_TTL},
     {"via", required_argument, NULL, O_VIA},
     {"redis-url", required_argument, NULL, O_REDIS},
+    {"redis", required_argument, NULL, O_REDIS},
+    {"targets", required_argument, NULL, O_TARGETS},
+    {"ephemeral", no_argument, NULL, O_EPHEMERAL},
+    {"resume-target", required_argument, NULL, O_RESUME_TARGET},
+    {"term-pid", required_argument, NULL, O_TERM_PID},
+    {"term-after", required_argument, NULL, O_TERM_AFTER},
     {"gateway-pid", required_argument, NULL, O_GWPID},
     {"sample-interval", required_argument, NULL, O_SAMPLE},
     {"messages", required_argument, NULL, O_MESSAGES},
@@ -171,7 +190,54 @@ static const struct {
 } modes[] = {
     {"fanout", LT_FANOUT}, {"idle", LT_IDLE}, {"broadcast", LT_BROADCAST},
     {"churn", LT_CHURN},   {"soak", LT_SOAK}, {"calibrate", LT_CALIBRATE},
+    {"drain", LT_DRAIN},
 };
+
+/* "HOST:PORT" (len bytes of s) -> t. 0 ok, -1 bad. */
+static int parse_target(const char *s, size_t len, lt_target_t *t)
+{
+    char buf[96], *end;
+    const char *colon;
+    size_t hl;
+    long port;
+
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    colon = strrchr(buf, ':');
+    hl = colon ? (size_t)(colon - buf) : 0;
+    if (!colon || hl == 0 || hl >= sizeof(t->host))
+        return -1;
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535)
+        return -1;
+    memcpy(t->host, buf, hl);
+    t->host[hl] = '\0';
+    t->port = (uint16_t)port;
+    return 0;
+}
+
+static int add_targets(lt_cfg_t *cfg, const char *list)
+{
+    const char *p = list;
+
+    while (*p) {
+        size_t n = strcspn(p, ",");
+
+        if (cfg->ntargets >= LT_MAX_TARGETS ||
+            parse_target(p, n, &cfg->targets[cfg->ntargets]) != 0) {
+            fprintf(stderr, "roomcast-load: bad target (or over %d): %.*s\n",
+                    LT_MAX_TARGETS, (int)n, p);
+            return -1;
+        }
+        cfg->ntargets++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -227,22 +293,47 @@ int main(int argc, char **argv)
     cfg.interval = 0.2;
     cfg.msg_timeout = 5;
     cfg.secret = getenv("ROOMCAST_JWT_SECRET");
+    cfg.term_after = -1;
 
     optind = 2;
     while ((c = getopt_long(argc, argv, "n:vh", opts, NULL)) != -1) {
         switch (c) {
-        case O_TARGET: {
-            const char *colon = strrchr(optarg, ':');
-            size_t hl = colon ? (size_t)(colon - optarg) : 0;
-
-            if (!colon || hl == 0 || hl >= sizeof(cfg.host) ||
-                num("target port", colon + 1, 1, 65535, &v))
+        case O_TARGET:
+            if (strchr(optarg, ',') ||
+                parse_target(optarg, strlen(optarg),
+                             &cfg.targets[cfg.ntargets < LT_MAX_TARGETS
+                                              ? cfg.ntargets
+                                              : LT_MAX_TARGETS - 1]) != 0 ||
+                cfg.ntargets >= LT_MAX_TARGETS) {
+                fprintf(stderr, "roomcast-load: bad --target '%s'\n", optarg);
                 return 1;
-            memcpy(cfg.host, optarg, hl);
-            cfg.host[hl] = '\0';
-            cfg.port = (uint16_t)v;
+            }
+            cfg.ntargets++;
             break;
-        }
+        case O_TARGETS:
+            if (add_targets(&cfg, optarg) != 0)
+                return 1;
+            break;
+        case O_EPHEMERAL:
+            cfg.ephemeral = true;
+            break;
+        case O_RESUME_TARGET:
+            if (parse_target(optarg, strlen(optarg), &cfg.resume_target) != 0) {
+                fprintf(stderr, "roomcast-load: bad --resume-target '%s'\n",
+                        optarg);
+                return 1;
+            }
+            break;
+        case O_TERM_PID:
+            if (num("term-pid", optarg, 1, 1e9, &v))
+                return 1;
+            cfg.term_pid = (int)v;
+            break;
+        case O_TERM_AFTER:
+            if (num("term-after", optarg, 0, 3600, &v))
+                return 1;
+            cfg.term_after = v;
+            break;
         case O_PATH:
             cfg.path = optarg;
             break;
@@ -399,8 +490,33 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (cfg.ntargets == 0) {
+        snprintf(cfg.targets[0].host, sizeof(cfg.targets[0].host), "127.0.0.1");
+        cfg.targets[0].port = 8080;
+        cfg.ntargets = 1;
+    }
+    memcpy(cfg.host, cfg.targets[0].host, sizeof(cfg.host));
+    cfg.port = cfg.targets[0].port;
+
     /* Scenario defaults the flags did not override. */
     switch (cfg.mode) {
+    case LT_DRAIN:
+        if (!cfg.resume_target.port) {
+            fprintf(stderr, "roomcast-load: drain needs --resume-target\n");
+            return 1;
+        }
+        if (!cfg.term_pid)
+            cfg.term_pid = cfg.gateway_pid;
+        if (!cfg.term_pid) {
+            fprintf(stderr, "roomcast-load: drain needs --term-pid or "
+                            "--gateway-pid\n");
+            return 1;
+        }
+        if (cfg.term_after < 0)
+            cfg.term_after = 2;
+        if (!set_dur)
+            cfg.duration = 30;
+        break;
     case LT_IDLE:
         if (!set_dur)
             cfg.duration = 0;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# loadtest/scenarios/redis_fanout.sh: NODES gateways on one private Redis,
+# clients spread round-robin over them, messages published straight into
+# Redis (FCALL roomcast_publish, pipelined). --gateway-pid is node 0;
+# REDIS_CPU_OUT=FILE also writes redis-server's CPU seconds (utime+stime)
+# before and after the run there.
+# Usage: [NODES=2] [N=2000] [ROOMS=20] [RATE=100] [DURATION=10] [SIZE=100]
+#        redis_fanout.sh [roomcast-load flags...]
+# SPDX-License-Identifier: MIT
+. "$(dirname "$0")/lib_redis.sh"
+lr_cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+lr_start_redis
+lr_start_nodes "${NODES:-2}"
+targets=$(printf '127.0.0.1:%s,' "${NODE_PORTS[@]}")
+r0=$(lr_cpu "$REDIS_PID")
+rc=0
+"$RC_LOAD" fanout --targets "${targets%,}" --secret-file "$LT_SECRET_FILE" \
+    --gateway-pid "${NODE_PIDS[0]}" --via redis \
+    --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+    -n "${N:-2000}" --rooms "${ROOMS:-20}" --per-client 1 \
+    --rate "${RATE:-100}" --duration "${DURATION:-10}" --size "${SIZE:-100}" \
+    --ramp "${RAMP:-2000}" "$@" || rc=$?
+r1=$(lr_cpu "$REDIS_PID")
+if [ -n "${REDIS_CPU_OUT:-}" ]; then
+    echo "redis_cpu_s_before=$r0 redis_cpu_s_after=$r1" >"$REDIS_CPU_OUT"
+fi
+echo "redis-server cpu: $r0 -> $r1 s" >&2
+exit "$rc"
