@@ -152,79 +152,6 @@ static int64_t wall_us(void)
 
 /* ----------------------------------------------------------- URL, lib */
 
-rc_err_t rc_redis_url_parse(const char *url, rc_redis_url_t *out)
-{
-    rc_redis_url_t u;
-    const char *p, *at, *slash, *colon, *hend;
-    size_t hl;
-
-    memset(&u, 0, sizeof(u));
-    u.port = 6379;
-    if (strncmp(url, "redis://", 8) != 0)
-        return RC_EINVAL;
-    p = url + 8;
-    slash = strchr(p, '/');
-    at = strchr(p, '@');
-    if (at && (!slash || at < slash)) {
-        const char *c = memchr(p, ':', (size_t)(at - p));
-        if (c) {
-            size_t ul = (size_t)(c - p), pl = (size_t)(at - c - 1);
-            if (ul >= sizeof(u.user) || pl >= sizeof(u.password))
-                return RC_EINVAL;
-            memcpy(u.user, p, ul);
-            memcpy(u.password, c + 1, pl);
-        } else {
-            size_t pl = (size_t)(at - p);
-            if (pl >= sizeof(u.password))
-                return RC_EINVAL;
-            memcpy(u.password, p, pl);
-        }
-        p = at + 1;
-    }
-    hend = slash ? slash : p + strlen(p);
-    if (*p == '[') { /* [::1]:6379 */
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb)
-            return RC_EINVAL;
-        hl = (size_t)(rb - p - 1);
-        if (hl == 0 || hl >= sizeof(u.host))
-            return RC_EINVAL;
-        memcpy(u.host, p + 1, hl);
-        colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
-    } else {
-        colon = memchr(p, ':', (size_t)(hend - p));
-        hl = (size_t)((colon ? colon : hend) - p);
-        if (hl == 0 || hl >= sizeof(u.host))
-            return RC_EINVAL;
-        memcpy(u.host, p, hl);
-    }
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (end != hend || port < 1 || port > 65535)
-            return RC_EINVAL;
-        u.port = (int)port;
-    }
-    if (slash && slash[1]) {
-        char *end;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end || db < 0 || db > 65535)
-            return RC_EINVAL;
-        u.db = (int)db;
-    }
-    *out = u;
-    return RC_OK;
-}
-
-static bool prefix_ok(const char *prefix)
-{
-    for (const char *p = prefix; *p; p++)
-        if (*p == '\'' || *p == '\\' || *p == '{' || *p == '}' ||
-            (unsigned char)*p < 0x20)
-            return false;
-    return strlen(prefix) <= 64;
-}
-
 char *rc_redis_library(const char *prefix, uint32_t history_size,
                        int64_t history_ttl_ms, uint32_t max_publish)
 {
@@ -306,7 +233,7 @@ char *rc_redis_library(const char *prefix, uint32_t history_size,
     size_t cap = sizeof(fmt) + strlen(prefix) + 64;
     char *lib;
 
-    if (!prefix_ok(prefix))
+    if (!rc_redis_prefix_ok(prefix))
         return NULL;
     lib = rc_xmalloc(cap);
     snprintf(lib, cap, fmt, prefix, history_size, history_ttl_ms, max_publish);
@@ -1465,7 +1392,7 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
                  "[/db]");
         return NULL;
     }
-    if (!prefix_ok(cfg->prefix)) {
+    if (!rc_redis_prefix_ok(cfg->prefix)) {
         snprintf(err, errlen,
                  "key_prefix: at most 64 bytes, no quotes, braces, "
                  "backslashes or control characters");

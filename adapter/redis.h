@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "adapter/adapter.h"
+#include "common/redis_url.h"
 
 typedef struct rc_redis_config {
     const char *url;     /* redis://[[user]:password@]host[:port][/db] */
@@ -34,16 +35,5 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
  * allowed in it. */
 char *rc_redis_library(const char *prefix, uint32_t history_size,
                        int64_t history_ttl_ms, uint32_t max_publish);
-
-/* Parse a redis:// URL. host is at most 255 bytes. Returns RC_EINVAL with
- * nothing set on a bad URL. */
-typedef struct rc_redis_url {
-    char host[256];
-    int port;
-    int db;
-    char user[128];
-    char password[256];
-} rc_redis_url_t;
-RC_MUST_CHECK rc_err_t rc_redis_url_parse(const char *url, rc_redis_url_t *out);
 
 #endif /* RC_ADAPTER_REDIS_H */

@@ -20,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "common/mem.h"
+#include "common/redis_url.h"
 
 #define RC_EXIT_OK 0
 #define RC_EXIT_FAIL 1
@@ -253,14 +254,6 @@ typedef struct cli_redis {
     const char *prefix;
 } cli_redis_t;
 
-typedef struct cli_url {
-    char host[256];
-    int port;
-    int db;
-    char user[128];
-    char password[256];
-} cli_url_t;
-
 static void cli_redis_defaults(cli_redis_t *o)
 {
     const char *env = getenv("ROOMCAST_REDIS_URL");
@@ -277,89 +270,6 @@ static int cli_redis_opt(cli_redis_t *o, int argc, char **argv, int *i)
     if ((m = opt_value("--redis", argc, argv, i, &o->url)) != 0)
         return m;
     return opt_value("--prefix", argc, argv, i, &o->prefix);
-}
-
-static int copy_part(char *dst, size_t cap, const char *src, size_t len)
-{
-    if (len >= cap)
-        return -1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-    return 0;
-}
-
-/* redis://[[user]:password@]host[:port][/db], as roomcastd reads
- * redis_url. Returns 0, or -1 on a malformed URL. */
-static int cli_url_parse(const char *url, cli_url_t *u)
-{
-    const char *p, *at, *slash, *colon, *hend;
-    char *end;
-    long v;
-
-    memset(u, 0, sizeof(*u));
-    u->port = 6379;
-    if (strncmp(url, "redis://", 8) != 0)
-        return -1;
-    p = url + 8;
-    slash = strchr(p, '/');
-    at = strchr(p, '@');
-    if (at && (!slash || at < slash)) {
-        const char *c = memchr(p, ':', (size_t)(at - p));
-        if (c) {
-            if (copy_part(u->user, sizeof(u->user), p, (size_t)(c - p)) ||
-                copy_part(u->password, sizeof(u->password), c + 1,
-                          (size_t)(at - c - 1)))
-                return -1;
-        } else if (copy_part(u->password, sizeof(u->password), p,
-                             (size_t)(at - p))) {
-            return -1;
-        }
-        p = at + 1;
-    }
-    hend = slash ? slash : p + strlen(p);
-    if (*p == '[') { /* [::1]:6379 */
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb || rb == p + 1 ||
-            copy_part(u->host, sizeof(u->host), p + 1, (size_t)(rb - p - 1)))
-            return -1;
-        if (rb + 1 != hend && rb[1] != ':')
-            return -1;
-        colon = rb + 1 < hend ? rb + 1 : NULL;
-    } else {
-        colon = memchr(p, ':', (size_t)(hend - p));
-        if ((colon ? colon : hend) == p ||
-            copy_part(u->host, sizeof(u->host), p,
-                      (size_t)((colon ? colon : hend) - p)))
-            return -1;
-    }
-    if (colon) {
-        errno = 0;
-        v = strtol(colon + 1, &end, 10);
-        if (errno || end != hend || end == colon + 1 || v < 1 || v > 65535)
-            return -1;
-        u->port = (int)v;
-    }
-    if (slash && slash[1]) {
-        errno = 0;
-        v = strtol(slash + 1, &end, 10);
-        if (errno || *end || v < 0 || v > 65535)
-            return -1;
-        u->db = (int)v;
-    }
-    return 0;
-}
-
-/* As roomcastd checks key_prefix: the prefix is pasted into Lua source and
- * into hash-tagged key names. */
-static bool prefix_ok(const char *prefix)
-{
-    if (strlen(prefix) > RC_CLI_PREFIX_MAX)
-        return false;
-    for (const char *p = prefix; *p; p++)
-        if (*p == '\'' || *p == '\\' || *p == '{' || *p == '}' ||
-            (unsigned char)*p < 0x20)
-            return false;
-    return true;
 }
 
 /* PROTOCOL section 2: 1..128 bytes of A-Z a-z 0-9 _ - . : / @ */
@@ -391,16 +301,17 @@ static bool node_id_ok(const char *id)
 
 /* Checks the options; returns RC_EXIT_OK or RC_EXIT_USAGE (message
  * printed). */
-static int cli_redis_check(const char *who, const cli_redis_t *o, cli_url_t *u)
+static int cli_redis_check(const char *who, const cli_redis_t *o,
+                           rc_redis_url_t *u)
 {
-    if (cli_url_parse(o->url, u) != 0) {
+    if (rc_redis_url_parse(o->url, u) != RC_OK) {
         fprintf(stderr,
                 "roomcast %s: bad Redis URL (expected "
                 "redis://[[user]:password@]host[:port][/db])\n",
                 who);
         return RC_EXIT_USAGE;
     }
-    if (!prefix_ok(o->prefix)) {
+    if (!rc_redis_prefix_ok(o->prefix)) {
         fprintf(stderr,
                 "roomcast %s: --prefix: at most %d bytes, no quotes, braces, "
                 "backslashes or control characters\n",
@@ -426,7 +337,7 @@ static redisReply *cli_cmd(redisContext *c, const char *who, int argc,
 
 /* Connects, authenticates and selects the database; returns an owned
  * context (redisFree()) or NULL with a message printed. */
-static redisContext *cli_connect(const char *who, const cli_url_t *u)
+static redisContext *cli_connect(const char *who, const rc_redis_url_t *u)
 {
     struct timeval tv = {RC_CLI_REDIS_TIMEOUT_S, 0};
     redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
@@ -551,7 +462,7 @@ static void publish_usage(FILE *f)
 static int cmd_publish(int argc, char **argv)
 {
     cli_redis_t o;
-    cli_url_t u;
+    rc_redis_url_t u;
     const char *pos[2] = {NULL, NULL};
     int npos = 0, m, rc = RC_EXIT_USAGE;
     bool ephemeral = false, opts_done = false;
@@ -816,7 +727,7 @@ static int cmd_nodes(int argc, char **argv)
     static const char *const head[6] = {"ID",    "ADDR",  "STATE",
                                         "CONNS", "ROOMS", "AGE"};
     cli_redis_t o;
-    cli_url_t u;
+    rc_redis_url_t u;
     bool as_json = false;
     int m, rc = RC_EXIT_USAGE, width[6];
     char **keys = NULL, *pattern = NULL, cursor[32] = "0";
@@ -986,7 +897,7 @@ static void drain_usage(FILE *f)
 static int cmd_drain(int argc, char **argv)
 {
     cli_redis_t o;
-    cli_url_t u;
+    rc_redis_url_t u;
     const char *node = NULL;
     int m, rc = RC_EXIT_USAGE;
     char *chan = NULL;
