@@ -194,6 +194,25 @@ void lt_proc_sample(int pid, bool count_fds, lt_proc_sample_t *out)
     }
 }
 
+void lt_proc_sample_sum(const int *pids, uint32_t n, bool count_fds,
+                        lt_proc_sample_t *out)
+{
+    uint32_t i;
+
+    memset(out, 0, sizeof(*out));
+    out->at_ns = lt_now_ns();
+    out->ok = n > 0;
+    for (i = 0; i < n; i++) {
+        lt_proc_sample_t s;
+
+        lt_proc_sample(pids[i], count_fds, &s);
+        out->ok = out->ok && s.ok;
+        out->rss_bytes += s.rss_bytes;
+        out->cpu_ns += s.cpu_ns;
+        out->fds += s.fds;
+    }
+}
+
 void lt_host_cpu(uint64_t *total, uint64_t *idle)
 {
     unsigned long long v[10] = {0};

@@ -20,6 +20,7 @@
 #define LT_MAX_SIZE 60000           /* bytes of one delivered msg frame */
 #define LT_MAX_ROOMS 1000000
 #define LT_MAX_TARGETS 16 /* gateways clients are spread over */
+#define LT_MAX_GW_PIDS 16 /* --gateway-pid, repeated */
 #define LT_RC_BUCKETS 240 /* drain: resumed welcomes per 0.5 s, 120 s */
 #define LT_RC_BUCKET_NS 500000000u
 #define LT_LEAVE_ID_BASE                                                       \
@@ -73,7 +74,12 @@ typedef struct lt_cfg {
     int64_t ttl_s;      /* token lifetime */
     const char *via;    /* "ws" or "redis" */
     const char *redis_url;
-    int gateway_pid;        /* 0: no gateway sampling */
+    /* Processes sampled as "the gateway": RSS, CPU and fds are summed
+     * over all of them (--gateway-pid, repeatable). gateway_pid is
+     * gateway_pids[0], or 0 when there is none (no sampling). */
+    int gateway_pid;
+    int gateway_pids[LT_MAX_GW_PIDS];
+    uint32_t ngateway_pids;
     double sample_interval; /* seconds between gateway samples; 0: none */
     uint32_t messages;      /* broadcast: messages (one at a time) */
     double interval;        /* broadcast: pause between messages, seconds */
@@ -233,6 +239,10 @@ typedef struct lt_proc_sample {
 } lt_proc_sample_t;
 
 void lt_proc_sample(int pid, bool count_fds, lt_proc_sample_t *out);
+/* The sum of lt_proc_sample() over n pids (n may be 0: all zero, not ok);
+ * ok only when every one could be read. */
+void lt_proc_sample_sum(const int *pids, uint32_t n, bool count_fds,
+                        lt_proc_sample_t *out);
 
 /* Host CPU counters from /proc/stat (all CPUs): total and idle jiffies. */
 void lt_host_cpu(uint64_t *total, uint64_t *idle);

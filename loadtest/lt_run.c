@@ -260,7 +260,8 @@ static void take_sample(run_t *r, uint64_t now)
     if (r->nseries >= MAX_SERIES)
         return;
     s = &r->series[r->nseries++];
-    lt_proc_sample(r->cfg->gateway_pid, true, &s->g);
+    lt_proc_sample_sum(r->cfg->gateway_pids, r->cfg->ngateway_pids, true,
+                       &s->g);
     s->deliveries = 0;
     for (k = 0; k < r->K; k++)
         s->deliveries += r->w[k].deliveries;
@@ -698,7 +699,7 @@ int lt_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
 
     t_start = lt_now_ns();
     r->deadline = t_start + (uint64_t)(cfg->timeout * 1e9);
-    lt_proc_sample(cfg->gateway_pid, true, &g_before);
+    lt_proc_sample_sum(cfg->gateway_pids, cfg->ngateway_pids, true, &g_before);
     if (fork_workers(r) != RC_OK) {
         fprintf(stderr, "roomcast-load: fork: %s\n", strerror(errno));
         kill_workers(r);
@@ -727,7 +728,7 @@ int lt_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
         g_settled = g_before;
         /* Let the gateway finish closing before looking at it again. */
         (void)wait_for(r, NULL, lt_now_ns() + (uint64_t)(cfg->settle * 1e9));
-        lt_proc_sample(cfg->gateway_pid, true, &g_end);
+        lt_proc_sample_sum(cfg->gateway_pids, cfg->ngateway_pids, true, &g_end);
         goto report;
     }
 
@@ -768,7 +769,7 @@ int lt_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
     if (r->pub && !r->timed_out)
         (void)wait_for(r, pub_ready,
                        lt_now_ns() + (uint64_t)(cfg->connect_timeout * 1e9));
-    lt_proc_sample(cfg->gateway_pid, true, &g_settled);
+    lt_proc_sample_sum(cfg->gateway_pids, cfg->ngateway_pids, true, &g_settled);
 
     /* measure */
     if (!r->timed_out) {
@@ -801,7 +802,7 @@ int lt_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
         if (cfg->sample_interval > 0)
             take_sample(r, t_meas1);
     }
-    lt_proc_sample(cfg->gateway_pid, true, &g_end);
+    lt_proc_sample_sum(cfg->gateway_pids, cfg->ngateway_pids, true, &g_end);
 
     /* close */
     send_cmd(r, LT_CMD_CLOSE);
@@ -818,7 +819,7 @@ int lt_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
 report:
     kill_workers(r); /* they have exited or been told to; make sure */
     reap(r);
-    lt_proc_sample(cfg->gateway_pid, true, &g_after);
+    lt_proc_sample_sum(cfg->gateway_pids, cfg->ngateway_pids, true, &g_after);
     if (r->pub) {
         r->pub->ops->stats(r->pub, &ps);
     }
@@ -1067,7 +1068,11 @@ report:
 
         lt_json_obj(&j, "gateway");
         lt_json_i64(&j, "pid", cfg->gateway_pid);
-        if (cfg->gateway_pid > 0) {
+        lt_json_arr(&j, "pids"); /* every sample is the sum over these */
+        for (k = 0; k < cfg->ngateway_pids; k++)
+            lt_json_i64(&j, NULL, cfg->gateway_pids[k]);
+        lt_json_end(&j, true);
+        if (cfg->ngateway_pids > 0) {
             json_gw(&j, "before_connect", &g_before);
             json_gw(&j, "measure_start", &g_settled);
             json_gw(&j, "measure_end", &g_end);

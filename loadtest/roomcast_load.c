@@ -60,7 +60,8 @@ static void usage(FILE *f)
         "  --resume-target H:P    drain: where told clients reconnect\n"
         "  --term-pid PID         drain: SIGTERM this (default --gateway-pid)\n"
         "  --term-after S         drain: seconds into the measure phase (2)\n"
-        "  --gateway-pid PID      sample this process's RSS/CPU/fds\n"
+        "  --gateway-pid PID      sample this process's RSS/CPU/fds; repeat\n"
+        "                         it (up to 16): samples are summed\n"
         "  --sample-interval S    gateway sample period (soak 5; else 0)\n"
         "  --messages N           broadcast messages, one at a time (5)\n"
         "  --interval S           pause between broadcast messages (0.2)\n"
@@ -442,7 +443,13 @@ int main(int argc, char **argv)
         case O_GWPID:
             if (num("gateway-pid", optarg, 1, 1e9, &v))
                 return 1;
-            cfg.gateway_pid = (int)v;
+            if (cfg.ngateway_pids >= LT_MAX_GW_PIDS) {
+                fprintf(stderr, "roomcast-load: at most %d --gateway-pid\n",
+                        LT_MAX_GW_PIDS);
+                return 1;
+            }
+            cfg.gateway_pids[cfg.ngateway_pids++] = (int)v;
+            cfg.gateway_pid = cfg.gateway_pids[0];
             break;
         case O_SAMPLE:
             if (num("sample-interval", optarg, 0, 3600, &v))

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # loadtest/scenarios/redis_fanout.sh: NODES gateways on one private Redis,
 # clients spread round-robin over them, messages published straight into
-# Redis (FCALL roomcast_publish, pipelined). --gateway-pid is node 0;
-# REDIS_CPU_OUT=FILE also writes redis-server's CPU seconds (utime+stime)
-# before and after the run there.
+# Redis (FCALL roomcast_publish, pipelined). --gateway-pid is given for
+# every node, so "gateway" RSS, CPU and deliveries_per_cpu_s are the sum
+# over all nodes (redis-server is not included); REDIS_CPU_OUT=FILE also
+# writes redis-server's CPU seconds (utime+stime) before and after the run
+# there.
 # Usage: [NODES=2] [N=2000] [ROOMS=20] [RATE=100] [DURATION=10] [SIZE=100]
 #        redis_fanout.sh [roomcast-load flags...]
 # SPDX-License-Identifier: MIT
@@ -12,10 +14,12 @@ lr_cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
 lr_start_redis
 lr_start_nodes "${NODES:-2}"
 targets=$(printf '127.0.0.1:%s,' "${NODE_PORTS[@]}")
+gwpids=()
+for pid in "${NODE_PIDS[@]}"; do gwpids+=(--gateway-pid "$pid"); done
 r0=$(lr_cpu "$REDIS_PID")
 rc=0
 "$RC_LOAD" fanout --targets "${targets%,}" --secret-file "$LT_SECRET_FILE" \
-    --gateway-pid "${NODE_PIDS[0]}" --via redis \
+    "${gwpids[@]}" --via redis \
     --redis-url "redis://127.0.0.1:$REDIS_PORT" \
     -n "${N:-2000}" --rooms "${ROOMS:-20}" --per-client 1 \
     --rate "${RATE:-100}" --duration "${DURATION:-10}" --size "${SIZE:-100}" \
