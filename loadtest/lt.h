@@ -66,6 +66,7 @@ typedef struct lt_cfg {
     uint32_t rooms;          /* R */
     uint32_t per_client;     /* M: rooms each client joins */
     double rate;             /* publishes/s */
+    uint32_t burst;          /* messages per publish tick, one room (1) */
     double duration;         /* measure (or churn / soak) seconds */
     double settle, drain, timeout, connect_timeout, join_timeout;
     uint32_t size;      /* bytes of a delivered msg frame (approximate) */

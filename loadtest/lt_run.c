@@ -429,7 +429,9 @@ static rc_err_t publish_one(run_t *r, uint32_t room)
 }
 
 /* Steady rate for duration seconds: a token bucket holding at most 10 ms of
- * publishes (at least 2), so a stall is not followed by a burst. */
+ * publishes (at least 2), so a stall is not followed by a burst. With
+ * --burst B, each tick takes B tokens and sends B messages to one room back
+ * to back, written together: the rate is still messages/s in total. */
 static void publish_steady(run_t *r)
 {
     const lt_cfg_t *cfg = r->cfg;
@@ -438,8 +440,9 @@ static void publish_steady(run_t *r)
     /* Hold 10 ms of tokens, and never less than 2: with a cap of 1, every
      * late wake-up (timer slack, ms-granular epoll) would lose a fraction
      * of a token and the achieved rate would fall a few % short. */
-    double tokens = 1, cap = cfg->rate / 100 > 2 ? cfg->rate / 100 : 2;
-    uint32_t room = 0;
+    double B = cfg->burst > 1 ? cfg->burst : 1;
+    double tokens = B, cap = cfg->rate / 100 > 2 * B ? cfg->rate / 100 : 2 * B;
+    uint32_t room = 0, b;
 
     for (;;) {
         uint64_t now = lt_now_ns();
@@ -465,17 +468,18 @@ static void publish_steady(run_t *r)
         last = now;
         if (tokens > cap)
             tokens = cap;
-        while (tokens >= 1 && batch < PUB_BATCH) {
-            (void)publish_one(r, room);
+        while (tokens >= B && batch < PUB_BATCH) {
+            for (b = 0; b < (uint32_t)B; b++)
+                (void)publish_one(r, room);
             room = room + 1 == cfg->rooms ? 0 : room + 1;
-            tokens -= 1;
-            batch++;
+            tokens -= B;
+            batch += (uint32_t)B;
         }
         if (batch) {
             (void)r->pub->ops->flush(r->pub);
         }
         /* Round up: sleeping 0 ms until the next token would spin. */
-        ms = tokens >= 1 ? 0 : (int)ceil((1 - tokens) / cfg->rate * 1000);
+        ms = tokens >= B ? 0 : (int)ceil((B - tokens) / cfg->rate * 1000);
         if (ms > POLL_MS)
             ms = POLL_MS;
         poll_once(r, ms);
@@ -911,6 +915,7 @@ report:
         lt_json_dbl(&j, "rate_per_s", cfg->rate);
         lt_json_dbl(&j, "duration_s", cfg->duration);
         lt_json_u64(&j, "size", cfg->size);
+        lt_json_u64(&j, "burst", cfg->burst);
         if (r->pub)
             lt_json_u64(&j, "msg_frame_bytes_est", r->frame_est);
         lt_json_end(&j, false);

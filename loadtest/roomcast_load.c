@@ -42,6 +42,8 @@ static void usage(FILE *f)
         "  --per-client M         rooms each client joins (1)\n"
         "  --room-prefix P        room names are P<n> (load:)\n"
         "  --rate X               publishes per second (100)\n"
+        "  --burst B              B messages to one room per tick, written\n"
+        "                         together (1); rate stays messages/s\n"
         "  --duration S           measure seconds (10; soak 60; idle 0)\n"
         "  --size B               bytes of a delivered msg frame (100)\n"
         "  --settle S             pause after joins (1; idle 2)\n"
@@ -107,6 +109,7 @@ enum {
     O_RESUME_TARGET,
     O_TERM_PID,
     O_TERM_AFTER,
+    O_BURST,
 };
 
 static const struct option opts[] = {
@@ -120,6 +123,7 @@ static const struct option opts[] = {
     {"per-client", required_argument, NULL, O_PER},
     {"room-prefix", required_argument, NULL, O_PREFIX},
     {"rate", required_argument, NULL, O_RATE},
+    {"burst", required_argument, NULL, O_BURST},
     {"duration", required_argument, NULL, O_DUR},
     {"size", required_argument, NULL, O_SIZE},
     {"settle", required_argument, NULL, O_SETTLE},
@@ -281,6 +285,7 @@ int main(int argc, char **argv)
     cfg.rooms = 100;
     cfg.per_client = 1;
     cfg.rate = 100;
+    cfg.burst = 1;
     cfg.duration = 10;
     cfg.size = 100;
     cfg.settle = 1;
@@ -379,6 +384,11 @@ int main(int argc, char **argv)
                 return 1;
             cfg.rate = v;
             set_rate = true;
+            break;
+        case O_BURST:
+            if (num("burst", optarg, 1, 10000, &v))
+                return 1;
+            cfg.burst = (uint32_t)v;
             break;
         case O_DUR:
             if (num("duration", optarg, 0, 1e6, &v))
