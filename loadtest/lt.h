@@ -36,6 +36,12 @@ typedef enum lt_mode {
     LT_DRAIN,
 } lt_mode_t;
 
+/* What the clients speak (--proto). */
+typedef enum lt_proto {
+    LT_PROTO_ROOMCAST = 0, /* roomcast.v1 (PROTOCOL.md) */
+    LT_PROTO_SOCKETIO,     /* Engine.IO v4 / Socket.IO v5 over websocket */
+} lt_proto_t;
+
 typedef struct lt_target {
     char host[64]; /* IPv4 address */
     uint16_t port;
@@ -44,6 +50,7 @@ typedef struct lt_target {
 typedef struct lt_cfg {
     lt_mode_t mode;
     const char *mode_name;
+    lt_proto_t proto;
     char host[64]; /* gateway IPv4 address: targets[0] */
     uint16_t port;
     /* Client i connects to targets[i % ntargets] (--target repeated or

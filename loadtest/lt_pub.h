@@ -3,7 +3,9 @@
  *   ws    a WebSocket client of the gateway with pub rights, sending
  *         {"op":"publish"} frames (lt_pub_ws.c, implemented);
  *   redis FCALL roomcast_publish 1 <room> <data> (or PUBLISH with
- *         --ephemeral) pipelined in raw RESP (lt_pub_redis.c).
+ *         --ephemeral) pipelined in raw RESP (lt_pub_redis.c); with
+ *         --proto socketio, PUBLISH socket.io#/#<room># <msgpack> as
+ *         @socket.io/redis-adapter writes it, seq assigned by us.
  * A publisher lives on the parent's epoll loop: the parent polls fd() for
  * events() and calls io(); it never blocks. publish() only queues; io()
  * writes. Each accepted publish is answered once through on_ack.
@@ -21,8 +23,19 @@
 typedef struct lt_pub lt_pub_t;
 
 /* Called from io() for each reply: room is the index given to publish(),
- * seq the message's seq (0 when ok is false). */
+ * seq the message's seq (0 when ok is false; for --proto socketio the seq
+ * the publisher itself put into the message). */
 typedef void (*lt_pub_ack_cb)(void *ud, uint32_t room, uint64_t seq, bool ok);
+
+/* One message. Each publisher writes it in its own wire format: for
+ * roomcast the data is {"t":<t_ns>,"pad":"<pad>"} (the gateway adds room
+ * and seq); for socketio {"r":"<room>","seq":<seq>,"t":<t_ns>,
+ * "pad":"<pad>"}. */
+typedef struct lt_pub_msg {
+    uint64_t t_ns;   /* send time, CLOCK_MONOTONIC */
+    const char *pad; /* borrowed: padlen bytes */
+    size_t padlen;
+} lt_pub_msg_t;
 
 typedef struct lt_pub_stats {
     uint64_t sent;       /* publishes written to the socket */
@@ -43,10 +56,10 @@ typedef struct lt_pub_ops {
     rc_err_t (*io)(lt_pub_t *p, uint32_t events);
     /* Connected and authenticated: publish() may be called. */
     bool (*ready)(const lt_pub_t *p);
-    /* Queue one publish of data (len bytes of JSON, borrowed) to room index
-     * room ("<prefix><room>"). RC_ELIMIT: queue full, counted as skipped. */
-    rc_err_t (*publish)(lt_pub_t *p, uint32_t room, const char *data,
-                        size_t len);
+    /* Queue one publish of m (borrowed) to room index room
+     * ("<prefix><room>"). RC_ELIMIT: queue full (or m too large), counted
+     * as skipped. */
+    rc_err_t (*publish)(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m);
     /* Try to write what is queued now (the parent calls it after a batch of
      * publish() calls so the timestamps in them stay fresh). */
     rc_err_t (*flush)(lt_pub_t *p);
@@ -67,6 +80,10 @@ struct lt_pub {
  * reason in err. cfg must outlive it; on_ack/ud are borrowed. */
 lt_pub_t *lt_pub_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack, void *ud,
                         char *err, size_t errlen);
+
+/* m as roomcast publish data, {"t":<t_ns>,"pad":"<pad>"}, into out.
+ * Returns its length, or 0 when cap is too small. */
+size_t lt_pub_data_json(char *out, size_t cap, const lt_pub_msg_t *m);
 
 /* The implementations, for lt_pub_create(). */
 lt_pub_t *lt_pub_ws_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack, void *ud,

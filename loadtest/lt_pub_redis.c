@@ -5,12 +5,20 @@
  *              (integer reply: the message's seq)
  *   ephemeral  PUBLISH roomcast:{<prefix><room>} <data>   (--ephemeral;
  *              integer reply: subscribers, reported as seq 0)
+ *   socketio   PUBLISH socket.io#/#<prefix><room># <msgpack>   (--proto
+ *              socketio): what @socket.io/redis-adapter publishes for
+ *              io.to(room).emit("m", data) in namespace "/", with a uid
+ *              ("emitter") no server has, so every node delivers it. Socket.IO
+ *              has no seq: we number each room's messages from 1 and put
+ *              room and seq into the data; the integer reply (subscribers)
+ *              acks it and the ack reports our seq.
  * Replies come back in order, so a ring of the room indexes in flight maps
  * each one to its publish. Only integer, simple-string and error replies
  * are expected; anything else kills the publisher (its error says why).
  * --redis-url redis://HOST:PORT[/...] (IPv4, no AUTH).
  * SPDX-License-Identifier: MIT */
 #include "loadtest/lt_pub.h"
+#include "loadtest/lt_msgpack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +33,9 @@
 
 #define OUT_MAX (16u * 1024 * 1024) /* unsent bytes; then publish() refuses */
 #define IN_CAP (1024u * 1024)
-#define RING (1u << 20) /* publishes in flight, at most */
+#define RING (1u << 20)              /* publishes in flight, at most */
+#define SCRATCH (LT_MAX_SIZE + 1024) /* one message's data */
+#define SIO_UID "emitter"            /* not any server's uid2(6) */
 
 enum { S_CONNECTING, S_OPEN, S_DEAD };
 
@@ -40,7 +50,10 @@ typedef struct pub_redis {
     uint8_t *out;
     size_t outlen, outoff, outcap;
     uint64_t sent, answered;
-    uint32_t *ring; /* room of publish k at k % RING */
+    uint32_t *ring;     /* room of publish k at k % RING */
+    uint64_t *seqs;     /* socketio: seq of publish k at k % RING */
+    uint64_t *next_seq; /* socketio: per room, the last seq sent */
+    uint8_t *scratch;
     lt_pub_stats_t st;
     char err[200];
 } pub_redis_t;
@@ -130,6 +143,8 @@ static void answer(pub_redis_t *w, bool ok, uint64_t seq, const char *line,
         return;
     }
     room = w->ring[w->answered % RING];
+    if (w->seqs)
+        seq = w->seqs[w->answered % RING];
     w->answered++;
     if (ok) {
         w->st.acked++;
@@ -261,32 +276,78 @@ static bool r_ready(const lt_pub_t *p)
     return cof(p)->state == S_OPEN;
 }
 
-static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const char *data,
-                          size_t len)
+/* The socketio message for room (name, nl bytes) into out (SCRATCH). */
+static size_t sio_encode(uint8_t *out, const char *name, size_t nl,
+                         uint64_t seq, const lt_pub_msg_t *m)
+{
+    size_t n = 0;
+
+    n += lt_mp_fixarray(out + n, 3);
+    n += lt_mp_cstr(out + n, SIO_UID);
+    n += lt_mp_fixmap(out + n, 3); /* the packet */
+    n += lt_mp_cstr(out + n, "type");
+    n += lt_mp_uint(out + n, 2); /* EVENT */
+    n += lt_mp_cstr(out + n, "data");
+    n += lt_mp_fixarray(out + n, 2);
+    n += lt_mp_cstr(out + n, "m");
+    n += lt_mp_fixmap(out + n, 4); /* JSON.stringify keeps this order */
+    n += lt_mp_cstr(out + n, "r");
+    n += lt_mp_str(out + n, name, nl);
+    n += lt_mp_cstr(out + n, "seq");
+    n += lt_mp_uint(out + n, seq);
+    n += lt_mp_cstr(out + n, "t");
+    n += lt_mp_uint(out + n, m->t_ns);
+    n += lt_mp_cstr(out + n, "pad");
+    n += lt_mp_str(out + n, m->pad ? m->pad : "", m->padlen);
+    n += lt_mp_cstr(out + n, "nsp");
+    n += lt_mp_cstr(out + n, "/");
+    n += lt_mp_fixmap(out + n, 3); /* the broadcast options */
+    n += lt_mp_cstr(out + n, "rooms");
+    n += lt_mp_fixarray(out + n, 1);
+    n += lt_mp_str(out + n, name, nl);
+    n += lt_mp_cstr(out + n, "except");
+    n += lt_mp_fixarray(out + n, 0);
+    n += lt_mp_cstr(out + n, "flags");
+    n += lt_mp_fixmap(out + n, 0);
+    return n;
+}
+
+static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m)
 {
     pub_redis_t *w = of(p);
-    char name[160], head[320];
-    int nl, hl;
+    const lt_cfg_t *cfg = w->cfg;
+    bool sio = cfg->proto == LT_PROTO_SOCKETIO;
+    char name[160], key[200], head[320];
+    const uint8_t *data = w->scratch;
+    size_t len;
+    int nl, kl, hl;
 
     if (w->state != S_OPEN)
         return RC_ECLOSED;
-    if (w->sent - w->answered >= RING) {
+    if (w->sent - w->answered >= RING || m->padlen > LT_MAX_SIZE) {
         w->st.skipped++;
         return RC_ELIMIT;
     }
-    nl = snprintf(name, sizeof(name), "%s%s%u%s",
-                  w->cfg->ephemeral ? "roomcast:{" : "", w->cfg->room_prefix,
-                  room, w->cfg->ephemeral ? "}" : "");
-    if (w->cfg->ephemeral)
+    nl = snprintf(name, sizeof(name), "%s%u", cfg->room_prefix, room);
+    if (sio) {
+        kl = snprintf(key, sizeof(key), "socket.io#/#%s#", name);
+        len =
+            sio_encode(w->scratch, name, (size_t)nl, w->next_seq[room] + 1, m);
+    } else {
+        kl = cfg->ephemeral ? snprintf(key, sizeof(key), "roomcast:{%s}", name)
+                            : snprintf(key, sizeof(key), "%s", name);
+        len = lt_pub_data_json((char *)w->scratch, SCRATCH, m);
+    }
+    if (sio || cfg->ephemeral)
         hl = snprintf(head, sizeof(head),
-                      "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", nl, name,
+                      "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key,
                       len);
     else
         hl = snprintf(head, sizeof(head),
                       "*5\r\n$5\r\nFCALL\r\n$16\r\nroomcast_publish\r\n"
                       "$1\r\n1\r\n$%d\r\n%s\r\n$%zu\r\n",
-                      nl, name, len);
-    if (out_reserve(w, (size_t)hl + len + 2) != RC_OK) {
+                      kl, key, len);
+    if (len == 0 || out_reserve(w, (size_t)hl + len + 2) != RC_OK) {
         w->st.skipped++;
         return RC_ELIMIT;
     }
@@ -297,6 +358,8 @@ static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const char *data,
     if (w->outlen - w->outoff > w->st.queued_max)
         w->st.queued_max = w->outlen - w->outoff;
     w->ring[w->sent % RING] = room;
+    if (sio)
+        w->seqs[w->sent % RING] = ++w->next_seq[room];
     w->sent++;
     w->st.sent++;
     return RC_OK;
@@ -331,6 +394,9 @@ static void r_destroy(lt_pub_t *p)
     free(w->in);
     free(w->out);
     free(w->ring);
+    free(w->seqs);
+    free(w->next_seq);
+    free(w->scratch);
     free(w);
 }
 
@@ -407,8 +473,14 @@ lt_pub_t *lt_pub_redis_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
     w->ud = ud;
     w->in = malloc(IN_CAP);
     w->ring = malloc(RING * sizeof(uint32_t));
+    w->scratch = malloc(SCRATCH);
+    if (cfg->proto == LT_PROTO_SOCKETIO) {
+        w->seqs = malloc(RING * sizeof(uint64_t));
+        w->next_seq = calloc(cfg->rooms, sizeof(uint64_t));
+    }
     w->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (!w->in || !w->ring || w->fd < 0) {
+    if (!w->in || !w->ring || !w->scratch || w->fd < 0 ||
+        (cfg->proto == LT_PROTO_SOCKETIO && (!w->seqs || !w->next_seq))) {
         snprintf(err, errlen, "redis publisher setup failed");
         r_destroy(&w->base);
         return NULL;

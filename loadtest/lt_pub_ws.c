@@ -252,7 +252,7 @@ static rc_err_t connected(pub_ws_t *w)
         return die(w, err);
     lt_ws_key(PUB_KEY_A, 1, key, NULL);
     n = lt_ws_request(req, sizeof(req), cfg->host, cfg->port, cfg->path, key,
-                      tok);
+                      "roomcast.v1", tok);
     free(tok);
     if (n < 0 || out_reserve(w, (size_t)n) != RC_OK)
         return die(w, "request too long");
@@ -337,23 +337,27 @@ static bool ws_ready(const lt_pub_t *p)
     return cof(p)->state == S_OPEN;
 }
 
-static rc_err_t ws_publish(lt_pub_t *p, uint32_t room, const char *data,
-                           size_t len)
+static rc_err_t ws_publish(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m)
 {
     pub_ws_t *w = of(p);
     uint8_t *s = w->scratch;
+    size_t len;
     int n;
 
     if (w->state != S_OPEN)
         return RC_ECLOSED;
-    if (len > LT_MAX_SIZE + 256 || w->next_id - w->answered >= ID_RING) {
+    if (m->padlen > LT_MAX_SIZE || w->next_id - w->answered >= ID_RING) {
         w->st.skipped++;
         return RC_ELIMIT;
     }
     n = snprintf((char *)s, 256,
                  "{\"op\":\"publish\",\"id\":%llu,\"room\":\"%s%u\",\"data\":",
                  (unsigned long long)w->next_id, w->cfg->room_prefix, room);
-    memcpy(s + n, data, len);
+    len = lt_pub_data_json((char *)s + n, LT_MAX_SIZE + 512, m);
+    if (len == 0) {
+        w->st.skipped++;
+        return RC_ELIMIT;
+    }
     s[(size_t)n + len] = '}';
     if (out_frame(w, LT_WS_TEXT, s, (size_t)n + len + 1) != RC_OK) {
         w->st.skipped++;

@@ -398,14 +398,18 @@ static unsigned digits(uint64_t v)
 }
 
 /* Pick the pad so a delivered msg frame is about cfg->size bytes:
- * {"op":"msg","room":"<room>","seq":<seq>,"data":{"t":<t>,"pad":"<pad>"}} */
+ *   roomcast {"op":"msg","room":"<room>","seq":<seq>,"data":{"t":<t>,
+ *            "pad":"<pad>"}}
+ *   socketio 42["m",{"r":"<room>","seq":<seq>,"t":<t>,"pad":"<pad>"}] */
 static void plan_pad(run_t *r)
 {
     const lt_cfg_t *cfg = r->cfg;
     uint64_t per_room = (uint64_t)(cfg->rate * cfg->duration / cfg->rooms);
-    size_t fixed = 20 + strlen(cfg->room_prefix) + digits(cfg->rooms - 1) + 8 +
-                   digits(per_room ? per_room : 1) + 8 + 5 +
-                   digits(lt_now_ns()) + 8 + 2 + 1;
+    size_t room = strlen(cfg->room_prefix) + digits(cfg->rooms - 1);
+    size_t seq = digits(per_room ? per_room : 1), t = digits(lt_now_ns());
+    size_t fixed = cfg->proto == LT_PROTO_SOCKETIO
+                       ? 12 + room + 8 + seq + 5 + t + 8 + 3
+                       : 20 + room + 8 + seq + 8 + 5 + t + 8 + 2 + 1;
     size_t hdr = 2, want = cfg->size;
 
     if (want > 125 + 2)
@@ -421,11 +425,10 @@ static void plan_pad(run_t *r)
 
 static rc_err_t publish_one(run_t *r, uint32_t room)
 {
-    char data[LT_MAX_SIZE + 64];
-    int n = snprintf(data, sizeof(data), "{\"t\":%llu,\"pad\":\"%s\"}",
-                     (unsigned long long)lt_now_ns(), r->pad ? r->pad : "");
+    lt_pub_msg_t m = {lt_now_ns(), r->pad ? r->pad : "",
+                      r->pad ? r->padlen : 0};
 
-    return r->pub->ops->publish(r->pub, room, data, (size_t)n);
+    return r->pub->ops->publish(r->pub, room, &m);
 }
 
 /* Steady rate for duration seconds: a token bucket holding at most 10 ms of
@@ -906,6 +909,8 @@ report:
         if (cfg->redis_url && strcmp(cfg->via, "redis") == 0)
             lt_json_bool(&j, "ephemeral", cfg->ephemeral);
         lt_json_str(&j, "via", cfg->via);
+        lt_json_str(&j, "proto",
+                    cfg->proto == LT_PROTO_SOCKETIO ? "socketio" : "roomcast");
         lt_json_u64(&j, "connections", cfg->n);
         lt_json_u64(&j, "workers", cfg->workers);
         lt_json_u64(&j, "src_addrs", cfg->src_addrs);

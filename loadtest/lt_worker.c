@@ -7,6 +7,13 @@
  * end of a read is copied into a per-connection heap block until the rest
  * arrives. Received JSON is not parsed: "seq":, "t": and "id": are found by
  * scanning, since the gateway writes msg frames in one fixed layout.
+ *
+ * --proto socketio speaks Engine.IO v4 / Socket.IO v5 over the same
+ * framing instead: GET <path>?EIO=4&transport=websocket&token=<jwt>, open
+ * packet "0{...}", "40" -> "40{"sid":..}" (established), joins as
+ * 42<id>["join","<room>"] acked by 43<id>[{"ok":true}], Engine.IO pings
+ * "2" answered "3", deliveries 42["m",{"r":"<room>","seq":N,"t":T,...}]
+ * (room and seq put there by our publisher: Socket.IO has neither).
  * SPDX-License-Identifier: MIT */
 #include "loadtest/lt_worker.h"
 
@@ -321,10 +328,14 @@ static void send_room_ops(worker_t *w, conn_t *c, const char *op,
 
     for (k = 0; k < w->M; k++) {
         char p[256];
-        int n = snprintf(p, sizeof(p),
-                         "{\"op\":\"%s\",\"id\":%llu,\"room\":\"%s%u\"}", op,
-                         (unsigned long long)(id_base + k), cfg->room_prefix,
-                         lt_room_of(i, k, w->R, w->M));
+        int n = cfg->proto == LT_PROTO_SOCKETIO
+                    ? snprintf(p, sizeof(p), "42%llu[\"%s\",\"%s%u\"]",
+                               (unsigned long long)(id_base + k), op,
+                               cfg->room_prefix, lt_room_of(i, k, w->R, w->M))
+                    : snprintf(p, sizeof(p),
+                               "{\"op\":\"%s\",\"id\":%llu,\"room\":\"%s%u\"}",
+                               op, (unsigned long long)(id_base + k),
+                               cfg->room_prefix, lt_room_of(i, k, w->R, w->M));
         off += lt_ws_build(w->scratch + off, LT_WS_TEXT, p, (size_t)n, rnd(w));
     }
     c->pending = (uint16_t)w->M;
@@ -388,20 +399,23 @@ static int room_slot(const worker_t *w, uint32_t i, uint64_t n)
     return -1;
 }
 
+/* A delivery: the room name follows key ("room":" in roomcast's msg
+ * frame, "r":" in the data our socketio publisher writes), then "seq":
+ * and "t":. */
 static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n,
-                   uint64_t now)
+                   uint64_t now, const char *key, size_t klen)
 {
     const char *end = p + n, *r, *after;
     uint64_t room = 0, seq, t, *ls;
     uint32_t i = conn_idx(w, c);
     int k;
 
-    r = memmem(p, n, "\"room\":\"", 8);
-    if (!r || (size_t)(end - r) < 8 + w->pfxlen) {
+    r = memmem(p, n, key, klen);
+    if (!r || (size_t)(end - r) < klen + w->pfxlen) {
         w->c.unexpected++;
         return;
     }
-    r += 8;
+    r += klen;
     if (memcmp(r, w->cfg->room_prefix, w->pfxlen) != 0) {
         w->c.unexpected++;
         return;
@@ -463,36 +477,54 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n,
     }
 }
 
+/* The reply to request id: join k is id 1+k, leave k LT_LEAVE_ID_BASE+1+k.
+ * start: a joined room slot's last seq (SEQ_ANY: the first message sets
+ * it). Returns false when id is none of ours. */
+static bool answered(worker_t *w, conn_t *c, uint64_t id, bool ok,
+                     uint64_t start)
+{
+    uint32_t i = conn_idx(w, c);
+    size_t slot = (size_t)(c - w->conns) * w->M;
+
+    if (id >= 1 && id <= w->M) {
+        uint32_t k = (uint32_t)(id - 1);
+
+        if (ok) {
+            w->last_seq[slot + k] = start;
+            w->c.joins_ok++;
+            w->members[lt_room_of(i, k, w->R, w->M)]++;
+        } else {
+            w->c.joins_err++;
+        }
+    } else if (id > LT_LEAVE_ID_BASE && id <= LT_LEAVE_ID_BASE + w->M) {
+        if (ok) {
+            w->last_seq[slot + (id - LT_LEAVE_ID_BASE - 1)] = SEQ_NONE;
+            w->c.leaves_ok++;
+        } else {
+            w->c.leaves_err++;
+        }
+    } else {
+        return false;
+    }
+    reply_done(w, c);
+    return true;
+}
+
 static void on_ok(worker_t *w, conn_t *c, const char *p, size_t n)
 {
     uint64_t id, seq;
-    uint32_t i = conn_idx(w, c);
-    size_t slot = (size_t)(c - w->conns) * w->M;
 
     if (!lt_ws_scan_u64(p, n, "\"id\":", 5, &id, NULL)) {
         w->c.unexpected++;
         return;
     }
-    if (id >= 1 && id <= w->M) {
-        uint32_t k = (uint32_t)(id - 1);
-
-        /* seq 0: the room has no message yet. Through Redis the first
-         * seq is the room's epoch base (~9.5e13), not 1: take the first
-         * message's seq as the start. */
-        w->last_seq[slot + k] =
-            lt_ws_scan_u64(p, n, "\"seq\":", 6, &seq, NULL) && seq != 0
-                ? seq
-                : SEQ_ANY;
-        w->c.joins_ok++;
-        w->members[lt_room_of(i, k, w->R, w->M)]++;
-        reply_done(w, c);
-    } else if (id > LT_LEAVE_ID_BASE && id <= LT_LEAVE_ID_BASE + w->M) {
-        w->last_seq[slot + (id - LT_LEAVE_ID_BASE - 1)] = SEQ_NONE;
-        w->c.leaves_ok++;
-        reply_done(w, c);
-    } else {
+    /* seq 0: the room has no message yet. Through Redis the first seq is
+     * the room's epoch base (~9.5e13), not 1: take the first message's
+     * seq as the start. */
+    if (!lt_ws_scan_u64(p, n, "\"seq\":", 6, &seq, NULL) || seq == 0)
+        seq = SEQ_ANY;
+    if (!answered(w, c, id, true, seq))
         w->c.unexpected++;
-    }
 }
 
 static void on_error(worker_t *w, conn_t *c, const char *p, size_t n)
@@ -503,15 +535,8 @@ static void on_error(worker_t *w, conn_t *c, const char *p, size_t n)
     if (w->cfg->verbose && w->c.errors <= 5)
         fprintf(stderr, "roomcast-load: worker %u: %.*s\n", w->wid,
                 (int)(n > 300 ? 300 : n), p);
-    if (!lt_ws_scan_u64(p, n, "\"id\":", 5, &id, NULL))
-        return;
-    if (id >= 1 && id <= w->M) {
-        w->c.joins_err++;
-        reply_done(w, c);
-    } else if (id > LT_LEAVE_ID_BASE && id <= LT_LEAVE_ID_BASE + w->M) {
-        w->c.leaves_err++;
-        reply_done(w, c);
-    }
+    if (lt_ws_scan_u64(p, n, "\"id\":", 5, &id, NULL))
+        (void)answered(w, c, id, false, 0);
 }
 
 /* drain: {"op":"reconnect","reason":"drain","after_ms":N,"resume":"T"}.
@@ -585,16 +610,125 @@ static void on_resumed(worker_t *w, conn_t *c, const char *p, size_t n,
     }
 }
 
+/* The welcome (roomcast) or the CONNECT answer (socketio) arrived. */
+static void established(worker_t *w, conn_t *c, uint64_t now)
+{
+    c->state = ST_OPEN;
+    w->pending_hs--;
+    w->c.established++;
+    w->last_est = now;
+    if (w->cfg->mode == LT_CHURN)
+        send_joins(w, c);
+}
+
+static void send_text(worker_t *w, conn_t *c, const char *p, size_t n)
+{
+    uint8_t f[LT_WS_MAX_HDR + 128];
+
+    conn_send(w, c, f, lt_ws_build(f, LT_WS_TEXT, p, n, rnd(w)));
+}
+
+/* --proto socketio: one Engine.IO packet per text frame. */
+static void on_sio_text(worker_t *w, conn_t *c, const char *p, size_t n,
+                        uint64_t now)
+{
+    uint64_t id = 0;
+    size_t j;
+
+    if (n == 0) {
+        w->c.unexpected++;
+        return;
+    }
+    switch (p[0]) {
+    case '0': /* Engine.IO open: connect to namespace "/" */
+        if (c->state == ST_WELCOME)
+            send_text(w, c, "40", 2);
+        else
+            w->c.unexpected++;
+        return;
+    case '2': /* Engine.IO ping: pong with the same payload */
+        w->c.pings++;
+        if (n <= 100) {
+            char pong[101];
+
+            memcpy(pong, p, n);
+            pong[0] = '3';
+            send_text(w, c, pong, n);
+        }
+        return;
+    case '4': /* Engine.IO message: a Socket.IO packet */
+        break;
+    default:
+        w->c.unexpected++;
+        return;
+    }
+    if (n < 2) {
+        w->c.unexpected++;
+        return;
+    }
+    switch (p[1]) {
+    case '0': /* CONNECT answered: established */
+        if (c->state == ST_WELCOME)
+            established(w, c, now);
+        else
+            w->c.unexpected++;
+        break;
+    case '2': /* EVENT: 42["m",{...}] */
+        if (n > 7 && memcmp(p, "42[\"m\",", 7) == 0)
+            on_msg(w, c, p + 7, n - 7, now, "\"r\":\"", 5);
+        else
+            w->c.unexpected++;
+        break;
+    case '3': /* ACK: 43<id>[{"ok":true}] */
+        for (j = 2; j < n && j < 22 && p[j] >= '0' && p[j] <= '9'; j++)
+            id = id * 10 + (uint64_t)(p[j] - '0');
+        if (j == 2) {
+            w->c.unexpected++;
+            break;
+        }
+        if (memmem(p + j, n - j, "\"ok\":true", 9)) {
+            /* our publisher numbers each room's messages from 1 */
+            if (!answered(w, c, id, true, 0))
+                w->c.unexpected++;
+        } else {
+            w->c.errors++;
+            if (w->cfg->verbose && w->c.errors <= 5)
+                fprintf(stderr, "roomcast-load: worker %u: %.*s\n", w->wid,
+                        (int)(n > 300 ? 300 : n), p);
+            (void)answered(w, c, id, false, 0);
+        }
+        break;
+    case '4': /* CONNECT_ERROR: the middleware refused the token */
+        if (c->state == ST_WELCOME) {
+            w->c.http_401++;
+            if (w->cfg->verbose && w->c.fail_http < 3)
+                fprintf(stderr, "roomcast-load: connect refused: %.*s\n",
+                        (int)(n > 300 ? 300 : n), p);
+            conn_fail(w, c, F_HTTP);
+        } else {
+            w->c.errors++;
+        }
+        break;
+    default: /* DISCONNECT and the binary types: not expected */
+        w->c.unexpected++;
+        break;
+    }
+}
+
 static void on_text(worker_t *w, conn_t *c, const char *p, size_t n,
                     uint64_t now)
 {
+    if (w->cfg->proto == LT_PROTO_SOCKETIO) {
+        on_sio_text(w, c, p, n, now);
+        return;
+    }
     if (n < 9 || memcmp(p, "{\"op\":\"", 7) != 0) {
         w->c.unexpected++;
         return;
     }
     switch (p[7]) {
     case 'm':
-        on_msg(w, c, p, n, now);
+        on_msg(w, c, p, n, now, "\"room\":\"", 8);
         break;
     case 'o':
         on_ok(w, c, p, n);
@@ -606,12 +740,7 @@ static void on_text(worker_t *w, conn_t *c, const char *p, size_t n,
         if (c->state == ST_WELCOME && c->resume) {
             on_resumed(w, c, p, n, now);
         } else if (c->state == ST_WELCOME) {
-            c->state = ST_OPEN;
-            w->pending_hs--;
-            w->c.established++;
-            w->last_est = now;
-            if (w->cfg->mode == LT_CHURN)
-                send_joins(w, c);
+            established(w, c, now);
         }
         break;
     case 'r':
@@ -813,7 +942,7 @@ static void conn_connected(worker_t *w, conn_t *c)
     const lt_cfg_t *cfg = w->cfg;
     uint32_t i = conn_idx(w, c);
     char key[LT_WS_KEY_LEN + 1], sub[48], pat[160], err[128], req[4096];
-    char path[1200];
+    char path[2048];
     const char *rooms[1] = {pat};
     const lt_target_t *tg =
         c->resume ? &cfg->resume_target : &cfg->targets[i % cfg->ntargets];
@@ -838,11 +967,23 @@ static void conn_connected(worker_t *w, conn_t *c)
         return;
     }
     lt_ws_key(i, c->gen, key, NULL);
-    if (c->resume)
-        snprintf(path, sizeof(path), "%s?resume=%s", cfg->path, c->resume);
-    else
-        snprintf(path, sizeof(path), "%s", cfg->path);
-    n = lt_ws_request(req, sizeof(req), tg->host, tg->port, path, key, tok);
+    if (cfg->proto == LT_PROTO_SOCKETIO) {
+        /* The token goes in the handshake query: the JWT alphabet
+         * (base64url and '.') needs no escaping. */
+        n = snprintf(path, sizeof(path),
+                     "%s?EIO=4&transport=websocket&token=%s", cfg->path, tok);
+        n = n > 0 && (size_t)n < sizeof(path)
+                ? lt_ws_request(req, sizeof(req), tg->host, tg->port, path, key,
+                                NULL, NULL)
+                : -1;
+    } else {
+        if (c->resume)
+            snprintf(path, sizeof(path), "%s?resume=%s", cfg->path, c->resume);
+        else
+            snprintf(path, sizeof(path), "%s", cfg->path);
+        n = lt_ws_request(req, sizeof(req), tg->host, tg->port, path, key,
+                          "roomcast.v1", tok);
+    }
     free(tok);
     if (n < 0) {
         conn_fail(w, c, F_PROTO);

@@ -39,21 +39,24 @@ void lt_ws_key(uint32_t a, uint32_t b, char key[LT_WS_KEY_LEN + 1],
 }
 
 int lt_ws_request(char *out, size_t cap, const char *host, unsigned port,
-                  const char *path, const char *key, const char *token)
+                  const char *path, const char *key, const char *subproto,
+                  const char *token)
 {
-    int n =
-        snprintf(out, cap,
-                 "GET %s HTTP/1.1\r\n"
-                 "Host: %s:%u\r\n"
-                 "Upgrade: websocket\r\n"
-                 "Connection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\n"
-                 "Sec-WebSocket-Version: 13\r\n"
-                 "Sec-WebSocket-Protocol: roomcast.v1\r\n"
-                 "%s%s%s"
-                 "\r\n",
-                 path, host, port, key, token ? "Authorization: Bearer " : "",
-                 token ? token : "", token ? "\r\n" : "");
+    int n = snprintf(out, cap,
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s:%u\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "%s%s%s"
+                     "%s%s%s"
+                     "\r\n",
+                     path, host, port, key,
+                     subproto ? "Sec-WebSocket-Protocol: " : "",
+                     subproto ? subproto : "", subproto ? "\r\n" : "",
+                     token ? "Authorization: Bearer " : "", token ? token : "",
+                     token ? "\r\n" : "");
 
     if (n < 0 || (size_t)n >= cap)
         return -1;

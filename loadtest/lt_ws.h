@@ -38,10 +38,12 @@ typedef struct lt_ws_frame {
 void lt_ws_key(uint32_t a, uint32_t b, char key[LT_WS_KEY_LEN + 1],
                char accept[LT_WS_ACCEPT_LEN + 1]);
 
-/* Write the upgrade request into out. token may be NULL (none sent).
- * Returns its length, or -1 if cap is too small. */
+/* Write the upgrade request into out. subproto (Sec-WebSocket-Protocol,
+ * e.g. "roomcast.v1") and token (Authorization: Bearer) may be NULL: not
+ * sent. Returns its length, or -1 if cap is too small. */
 int lt_ws_request(char *out, size_t cap, const char *host, unsigned port,
-                  const char *path, const char *key, const char *token);
+                  const char *path, const char *key, const char *subproto,
+                  const char *token);
 
 /* Look at the response head in buf[0..len). Returns 0 while "\r\n\r\n" has
  * not arrived; -1 when it is malformed; otherwise the head's length, with

@@ -32,7 +32,9 @@ static void usage(FILE *f)
         "  --target HOST:PORT     gateway client listener (127.0.0.1:8080);\n"
         "                         repeat it to spread clients round-robin\n"
         "  --targets H:P,H:P,...  the same as a list\n"
-        "  --path PATH            upgrade path (/ws)\n"
+        "  --proto roomcast|socketio  client protocol (roomcast); socketio:\n"
+        "                         Engine.IO v4 / Socket.IO v5, --via redis\n"
+        "  --path PATH            upgrade path (/ws; socketio /socket.io/)\n"
         "  -n, --connections N    client connections (1000)\n"
         "  --workers K            worker processes (ceil(N/19000))\n"
         "  --src-addrs S          source addresses 127.0.0.2.. (N/20000+1)\n"
@@ -110,11 +112,13 @@ enum {
     O_TERM_PID,
     O_TERM_AFTER,
     O_BURST,
+    O_PROTO,
 };
 
 static const struct option opts[] = {
     {"target", required_argument, NULL, O_TARGET},
     {"path", required_argument, NULL, O_PATH},
+    {"proto", required_argument, NULL, O_PROTO},
     {"connections", required_argument, NULL, 'n'},
     {"workers", required_argument, NULL, O_WORKERS},
     {"src-addrs", required_argument, NULL, O_SRC},
@@ -250,7 +254,7 @@ int main(int argc, char **argv)
     char secret_buf[1024];
     bool set_dur = false, set_rooms = false, set_settle = false,
          set_sample = false, set_timeout = false, set_workers = false,
-         set_src = false, set_rate = false;
+         set_src = false, set_rate = false, set_path = false;
     double v;
     size_t i;
     int c;
@@ -342,6 +346,18 @@ int main(int argc, char **argv)
             break;
         case O_PATH:
             cfg.path = optarg;
+            set_path = true;
+            break;
+        case O_PROTO:
+            if (strcmp(optarg, "roomcast") == 0) {
+                cfg.proto = LT_PROTO_ROOMCAST;
+            } else if (strcmp(optarg, "socketio") == 0) {
+                cfg.proto = LT_PROTO_SOCKETIO;
+            } else {
+                fprintf(stderr,
+                        "roomcast-load: --proto is roomcast or socketio\n");
+                return 1;
+            }
             break;
         case 'n':
             if (num("connections", optarg, 1, 1e7, &v))
@@ -559,6 +575,22 @@ int main(int argc, char **argv)
         break;
     }
     (void)set_rooms;
+    if (cfg.proto == LT_PROTO_SOCKETIO) {
+        if (!set_path)
+            cfg.path = "/socket.io/";
+        if (cfg.mode == LT_DRAIN || cfg.ephemeral) {
+            fprintf(stderr, "roomcast-load: --proto socketio has no drain "
+                            "and no --ephemeral\n");
+            return 1;
+        }
+        if ((cfg.mode == LT_FANOUT || cfg.mode == LT_SOAK ||
+             cfg.mode == LT_BROADCAST) &&
+            strcmp(cfg.via, "redis") != 0) {
+            fprintf(stderr, "roomcast-load: --proto socketio publishes "
+                            "--via redis only\n");
+            return 1;
+        }
+    }
     if (cfg.per_client > cfg.rooms) {
         fprintf(stderr, "roomcast-load: --per-client (%u) > --rooms (%u)\n",
                 cfg.per_client, cfg.rooms);
