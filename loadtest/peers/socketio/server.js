@@ -8,10 +8,12 @@
 // No per-message work of our own and no per-message logging.
 //
 //   node server.js --port 3000 --redis-url redis://127.0.0.1:6379 \
-//       --jwt-secret-file secret [--host 127.0.0.1] [--leeway-ms 30000]
+//       --jwt-secret-file secret [--host 127.0.0.1] [--leeway-ms 30000] \
+//       [--ping-interval-ms 25000] [--ping-timeout-ms 20000]
 //
 // Each flag may also come from the environment: PORT, HOST, REDIS_URL,
-// JWT_SECRET_FILE (or JWT_SECRET), JWT_LEEWAY_MS. Prints "ready <port>" on
+// JWT_SECRET_FILE (or JWT_SECRET), JWT_LEEWAY_MS, PING_INTERVAL_MS,
+// PING_TIMEOUT_MS. Prints "ready <port>" on
 // stdout once it listens and the adapter is subscribed; exits on SIGTERM or
 // SIGINT.
 // SPDX-License-Identifier: MIT
@@ -41,7 +43,7 @@ function parseArgs(argv) {
 }
 
 const KNOWN = ['port', 'host', 'redis-url', 'jwt-secret-file', 'jwt-secret',
-    'leeway-ms'];
+    'leeway-ms', 'ping-interval-ms', 'ping-timeout-ms'];
 let args;
 try {
     args = parseArgs(process.argv.slice(2));
@@ -60,6 +62,12 @@ const redisUrl = args['redis-url'] || process.env.REDIS_URL ||
     'redis://127.0.0.1:6379';
 const leewayMs = Number(args['leeway-ms'] || process.env.JWT_LEEWAY_MS ||
     30000);
+// Engine.IO's heartbeat; the defaults are Socket.IO's (and roomcastd's
+// heartbeat_ms is 25000 too).
+const pingInterval = Number(args['ping-interval-ms'] ||
+    process.env.PING_INTERVAL_MS || 25000);
+const pingTimeout = Number(args['ping-timeout-ms'] ||
+    process.env.PING_TIMEOUT_MS || 20000);
 const secretFile = args['jwt-secret-file'] || process.env.JWT_SECRET_FILE;
 let secret = args['jwt-secret'] || process.env.JWT_SECRET;
 if (secretFile) {
@@ -135,6 +143,8 @@ async function main() {
         transports: ['websocket'],
         perMessageDeflate: false, // roomcast does not compress either
         serveClient: false,
+        pingInterval,
+        pingTimeout,
         adapter: createAdapter(pub, sub),
     });
 
