@@ -12,10 +12,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCEN = os.path.join(HERE, "..", "..", "loadtest", "scenarios")
 
 
-def scenario(name, timeout=120, **env):
+def scenario(name, *args, timeout=120, **env):
     e = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
     e.update({k: str(v) for k, v in env.items()})
-    p = subprocess.run([os.path.join(SCEN, name + ".sh")], env=e,
+    p = subprocess.run([os.path.join(SCEN, name + ".sh"), *args], env=e,
                        capture_output=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 0, (name, p.returncode, p.stderr[-3000:])
@@ -56,3 +56,42 @@ def test_churn_cycles_complete():
 def test_calibrate_bytes_arrive():
     r = scenario("calibrate", N=200, DURATION=1)
     assert r["bytes_received"] == r["bytes_sent"] > 0, r
+
+
+def test_burst_counts_add_up():
+    # --burst 5: five messages to one room per tick, written together, so
+    # every member has several frames queued at once; nothing may be lost,
+    # duplicated or reordered.
+    r = scenario("fanout", "--burst", "5", N=200, ROOMS=10, RATE=200,
+                 DURATION=2)
+    assert_whole(r)
+    assert r["config"]["burst"] == 5, r["config"]
+    assert r["publishes"]["sent"] > 0 and r["publishes"]["sent"] % 5 == 0, \
+        r["publishes"]
+    assert r["deliveries"] == r["publishes"]["acked"] * 20, r
+
+
+def test_backlog_two_nodes_sums_every_gateway_pid():
+    # backlog.sh is redis_fanout.sh with --burst; with NODES=2 it passes
+    # --gateway-pid for both nodes, and every sample is their sum: the
+    # clients' sockets are split over the two, so only the sum holds all
+    # N of them.
+    r = scenario("backlog", N=200, NODES=2, ROOMS=10, RATE=200, BURST=4,
+                 DURATION=2)
+    assert_whole(r)
+    assert r["config"]["burst"] == 4, r["config"]
+    g = r["gateway"]
+    assert len(g["pids"]) == 2 and len(set(g["pids"])) == 2, g
+    assert g["pid"] == g["pids"][0], g
+    for k in ("before_connect", "measure_start", "measure_end"):
+        assert g[k]["ok"] is True, g
+    assert g["measure_start"]["fds"] >= 200 + g["before_connect"]["fds"], g
+    assert g.get("deliveries_per_cpu_s", 0) > 0, g
+
+
+def test_gateway_pid_bound():
+    p = subprocess.run([os.environ.get("RC_LOAD", "roomcast-load"), "idle",
+                        "--secret", "x"] + ["--gateway-pid", "1"] * 17,
+                       capture_output=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 1 and b"--gateway-pid" in p.stderr, p
