@@ -41,6 +41,7 @@ typedef struct rc_conn {
     uint32_t refill_ms;     /* loop clock of the last refill */
     uint32_t strikes;       /* frames refused while the bucket was empty */
     uint32_t nrooms;
+    uint32_t flush_slot; /* index in the node's flush list + 1; 0 out */
     uint16_t close_code; /* sent when CLOSING reaches WRITEABLE */
     uint8_t state;       /* rc_conn_state_t */
     uint8_t welcomed;    /* welcome frame queued */
@@ -48,6 +49,7 @@ typedef struct rc_conn {
     uint8_t rx_frag;     /* inside a fragmented inbound message */
     uint8_t saved;       /* its session snapshot is stored */
     uint8_t moving;      /* drain: snapshot on its way, no more deliveries */
+    uint8_t peer_closed; /* the client sent its close: lws answers it */
     char *resume;        /* resume token offered at upgrade, until used;
                             owned */
     unsigned char *rx;   /* inbound reassembly, only while a frame spans

@@ -38,6 +38,7 @@ typedef struct rc_metrics {
     uint64_t frames_in;
     uint64_t frames_out;
     uint64_t writes;
+    uint64_t direct_writes; /* of writes: from the flush, no WRITEABLE */
     uint64_t deliveries;
     uint64_t bytes_out;
     uint64_t slow_consumer_closes;

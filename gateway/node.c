@@ -45,6 +45,8 @@
 #define HB_SLICES 10
 /* The drain tells clients to move in waves, one every DRAIN_TICK_MS. */
 #define DRAIN_TICK_MS 50
+/* uv handles the node owns: five timers, the flush check and its idle. */
+#define NODE_HANDLES 7
 
 struct rc_node {
     uv_loop_t *loop;
@@ -73,6 +75,10 @@ struct rc_node {
     uint64_t clients_moved;
     rc_msg_t *ping; /* shared ping frame */
     unsigned char *wbuf;
+    rc_conn_t **flush; /* see on_flush; NULL where a listed conn was freed */
+    uint32_t flush_len, flush_cap;
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
     uint64_t session_seed, session_ctr;
     unsigned char resume_key[32];
     size_t resume_key_len;
@@ -112,6 +118,8 @@ static uint64_t next_session(rc_node_t *n)
 }
 
 static void on_auth_timer(uv_timer_t *t);
+static void on_flush(uv_check_t *h);
+static void on_flush_idle(uv_idle_t *h);
 static void on_exp_timer(uv_timer_t *t);
 void rc_node_drain(rc_node_t *n);
 
@@ -238,11 +246,29 @@ static void conn_close(rc_node_t *n, rc_conn_t *c, uint16_t code)
     (void)n;
 }
 
+/* c's queue went from empty to not empty: write it at the end of this
+ * loop iteration (on_flush). */
 static void hub_wake(void *ctx, rc_conn_t *c)
 {
-    (void)ctx;
-    if (c->wsi)
+    rc_node_t *n = ctx;
+
+    if (!c->wsi || c->flush_slot)
+        return;
+    if (n->stopping) { /* the flush handles are closing */
         lws_callback_on_writable(c->wsi);
+        return;
+    }
+    if (n->flush_len == n->flush_cap) {
+        n->flush_cap = n->flush_cap ? n->flush_cap * 2 : 256;
+        n->flush = rc_xrealloc(n->flush, n->flush_cap * sizeof(*n->flush));
+    }
+    n->flush[n->flush_len++] = c;
+    c->flush_slot = n->flush_len;
+    if (n->flush_len == 1) {
+        uv_check_start(&n->flush_check, on_flush);
+        /* A frame queued by a timer must not wait for poll to return. */
+        uv_idle_start(&n->flush_idle, on_flush_idle);
+    }
 }
 
 static void hub_slow(void *ctx, rc_conn_t *c)
@@ -332,31 +358,16 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
     return l;
 }
 
-/* One WRITEABLE: one lws_write carrying as many queued frames as fit. */
-static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
+/* One lws_write carrying as many queued frames as fit (from the head
+ * frame's first byte: lws keeps what the kernel did not take, so we never
+ * hold a partly written frame). Returns -1 when the socket failed. */
+static int write_queued(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
 {
     uint32_t cnt = rc_outq_count(&c->outq), k = 0;
     const unsigned char *p;
     size_t len = 0;
     uint64_t now;
 
-    if (cnt == 0) {
-        if (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent) {
-            /* lws 4.1 drops the socket without a close frame when
-             * WRITEABLE returns -1 (and on timeouts), so send the close
-             * frame here and let the peer's answer (or the timeout) end
-             * the connection. */
-            unsigned char cf[4] = {0x80 | RC_WS_OP_CLOSE, 2,
-                                   (unsigned char)(c->close_code >> 8),
-                                   (unsigned char)c->close_code};
-            c->close_sent = 1;
-            if (lws_write(wsi, cf, sizeof(cf), LWS_WRITE_RAW) < 0)
-                return -1;
-            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_GRACE_S);
-            return 0;
-        }
-        return 0; /* spurious WRITEABLE */
-    }
     if (cnt == 1 || rc_outq_peek(&c->outq, 0)->len >= WBUF_CAP) {
         /* Zero copy: the shared frame itself. */
         rc_msg_t *m = rc_outq_peek(&c->outq, 0);
@@ -373,8 +384,9 @@ static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
         }
         p = n->wbuf;
     }
-    /* lws keeps what the kernel did not take and sends it before the next
-     * WRITEABLE, so a short write needs nothing from us. */
+    /* lws keeps what the kernel did not take, asks for WRITEABLE itself
+     * and sends it before anything else, so a short write needs nothing
+     * from us. */
     if (lws_write(wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
         return -1;
     now = mono_ns();
@@ -387,10 +399,97 @@ static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
     n->metrics.bytes_out += len;
     n->metrics.writes++;
     rc_outq_pop(&c->outq, k);
+    return 0;
+}
+
+/* One WRITEABLE: one lws_write carrying as many queued frames as fit. */
+static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
+{
+    if (rc_outq_count(&c->outq) == 0) {
+        if (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent) {
+            /* lws 4.1 drops the socket without a close frame when
+             * WRITEABLE returns -1 (and on timeouts), so send the close
+             * frame here and let the peer's answer (or the timeout) end
+             * the connection. */
+            unsigned char cf[4] = {0x80 | RC_WS_OP_CLOSE, 2,
+                                   (unsigned char)(c->close_code >> 8),
+                                   (unsigned char)c->close_code};
+            c->close_sent = 1;
+            if (lws_write(wsi, cf, sizeof(cf), LWS_WRITE_RAW) < 0)
+                return -1;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_GRACE_S);
+            return 0;
+        }
+        return 0; /* spurious WRITEABLE */
+    }
+    if (write_queued(n, c, wsi) < 0)
+        return -1;
     if (rc_outq_count(&c->outq) ||
         (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent))
         lws_callback_on_writable(wsi);
     return 0;
+}
+
+/* The flush list: clients whose queue went from empty to not empty in
+ * this loop iteration. It is written once, after the iteration's I/O
+ * callbacks (uv_check), so every frame queued for a client meanwhile
+ * leaves in one write, and a client whose socket has room is written
+ * without the round trip through lws_callback_on_writable -> epoll_ctl ->
+ * epoll_wait -> WRITEABLE -> epoll_ctl that would otherwise cost as much
+ * as the send itself (the Redis beforeSleep / handleClientsWithPendingWrites
+ * pattern).
+ *
+ * This is the one place that calls lws_write outside WRITEABLE (a
+ * departure from STYLE rule 6, see docs/ARCHITECTURE.md). It is safe
+ * because it writes only when lws holds no partial output for the socket
+ * (lws_partial_buffered), only whole frames, and never once the client or
+ * we started closing: the ordering lws protects with its one-write rule
+ * (a buffered partial goes out before anything else) still holds. */
+static void flush_conn(rc_node_t *n, rc_conn_t *c)
+{
+    struct lws *wsi = c->wsi;
+
+    if (!wsi)
+        return;
+    if (c->state == RC_CONN_CLOSING || c->peer_closed ||
+        lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (rc_outq_count(&c->outq) == 0)
+        return;
+    if (write_queued(n, c, wsi) < 0) {
+        /* The socket is dead (lws marked it unusable); nothing up the
+         * stack holds c (the flush loop reads no more of it). */
+        rc_outq_pop(&c->outq, rc_outq_count(&c->outq));
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+        return;
+    }
+    n->metrics.direct_writes++;
+    if (rc_outq_count(&c->outq))
+        lws_callback_on_writable(wsi); /* more than one write's worth */
+}
+
+static void on_flush(uv_check_t *h)
+{
+    rc_node_t *n = h->data;
+
+    /* Re-read flush_len: a flush may queue to another client. */
+    for (uint32_t i = 0; i < n->flush_len; i++) {
+        rc_conn_t *c = n->flush[i];
+        if (!c)
+            continue; /* freed after it was listed */
+        c->flush_slot = 0;
+        flush_conn(n, c);
+    }
+    n->flush_len = 0;
+    uv_check_stop(&n->flush_check);
+    uv_idle_stop(&n->flush_idle);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h; /* only keeps the loop from blocking in poll before on_flush */
 }
 
 /* ----------------------------------------------------------- sessions */
@@ -1333,6 +1432,8 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     }
     pending_remove(n, c);
     exp_remove(n, c);
+    if (c->flush_slot)
+        n->flush[c->flush_slot - 1] = NULL;
     /* A client that goes away can resume on any node within resume_ttl. */
     (void)save_session(n, c, false, NULL, NULL);
     rc_hub_leave_all(n->hub, c);
@@ -1392,6 +1493,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (!c)
             return -1;
         return on_receive(n, c, wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws answers the close; from now on only WRITEABLE writes. */
+        if (c)
+            c->peer_closed = 1;
+        return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c)
             c->last_rx_ms = loop_ms(n);
@@ -1643,6 +1749,10 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
     C("frames_out_total", "Frames written to clients.", m->frames_out);
     C("writes_total", "Socket writes (several frames may share one).",
       m->writes);
+    C("direct_writes_total",
+      "Writes made at the end of a loop iteration without waiting for "
+      "WRITEABLE (a subset of writes_total).",
+      m->direct_writes);
     C("deliveries_total", "Room messages queued to clients.", m->deliveries);
     C("bytes_out_total", "Bytes written to clients.", m->bytes_out);
     C("publishes_total", "Publishes accepted from clients.", m->publishes);
@@ -1771,7 +1881,10 @@ static int admin_handler(void *ctx, const char *method, const char *path,
 /* ----------------------------------------------------------- lifecycle */
 
 static const struct lws_protocols protocols[] = {
-    {SUBPROTOCOL, callback, 0, RX_CHUNK, 0, NULL, 0},
+    /* tx_packet_size: lws caps one send at it, or at rx_buffer_size
+     * (+ LWS_PRE + 4) when it is 0: a coalesced write would go out in
+     * 276-byte pieces, each through lws's buffer and a POLLOUT. */
+    {SUBPROTOCOL, callback, 0, RX_CHUNK, 0, NULL, WBUF_CAP},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1924,7 +2037,10 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     uv_timer_init(loop, &n->reap_timer);
     n->hb_timer.data = n->auth_timer.data = n->exp_timer.data = n;
     n->drain_timer.data = n->reap_timer.data = n;
-    n->handles_open = 5;
+    uv_check_init(loop, &n->flush_check);
+    uv_idle_init(loop, &n->flush_idle);
+    n->flush_check.data = n->flush_idle.data = n;
+    n->handles_open = NODE_HANDLES;
     uv_timer_start(&n->hb_timer, on_hb_timer,
                    (uint64_t)cfg->heartbeat_ms / HB_SLICES,
                    (uint64_t)cfg->heartbeat_ms / HB_SLICES);
@@ -1985,7 +2101,9 @@ void rc_node_stop(rc_node_t *n)
     n->admin = NULL;
     if (n->lws)
         lws_context_destroy(n->lws);
-    if (n->handles_open == 5) {
+    if (n->handles_open == NODE_HANDLES) {
+        uv_close((uv_handle_t *)&n->flush_check, on_handle_closed);
+        uv_close((uv_handle_t *)&n->flush_idle, on_handle_closed);
         uv_close((uv_handle_t *)&n->hb_timer, on_handle_closed);
         uv_close((uv_handle_t *)&n->auth_timer, on_handle_closed);
         uv_close((uv_handle_t *)&n->exp_timer, on_handle_closed);
@@ -2010,5 +2128,6 @@ void rc_node_destroy(rc_node_t *n)
     rc_msg_unref(n->ping);
     free(n->exp_heap);
     free(n->wbuf);
+    free(n->flush);
     free(n);
 }

@@ -1,6 +1,7 @@
 # Heartbeat and write coalescing against the real roomcastd: a peer that
 # never answers pings is dropped after two intervals while a live one stays;
-# frames queued together for one client leave in one socket write.
+# frames queued together for one client leave in one socket write; a
+# client with room is written from the flush, a full one after WRITEABLE.
 # SPDX-License-Identifier: MIT
 import asyncio
 import base64
@@ -125,6 +126,83 @@ def test_queued_frames_share_one_write(nodes):
         # frames per write, not all of them)
         assert frames >= 2 * n, (frames, writes)
         assert writes * 3 <= frames, (frames, writes)
+        await close_all([sub, pub])
+
+    run(main())
+
+
+def test_fanout_writes_without_waiting_for_writeable(nodes):
+    """A client whose socket has room is written at the end of the loop
+    iteration that queued its frame (the flush), not after a WRITEABLE
+    round trip: every write of a fan-out is a direct one."""
+    node = nodes(flags={"rate_limit": 100000, "rate_burst": 100000})
+    k = 40
+
+    async def main():
+        subs = [await connect(node, node.mint(f"s{i}", **ALL))
+                for i in range(k)]
+        for s in subs:
+            await request(s, "join", room="fan")
+        pub = await connect(node, node.mint("pub", **ALL))
+        before = node.metrics()
+        await request(pub, "publish", room="fan", data={"x": 1})
+        for s in subs:
+            got = await recv_msgs(s, 1, timeout=5)
+            assert got[0]["data"] == {"x": 1}, got
+        after = node.metrics()
+
+        def d(name):
+            return metric(after, name) - metric(before, name)
+        # k msgs plus the publisher's ok, each in its own write, all direct
+        assert d("roomcast_frames_out_total") >= k + 1
+        assert d("roomcast_direct_writes_total") >= k + 1, after
+        assert d("roomcast_direct_writes_total") == \
+            d("roomcast_writes_total"), (before, after)
+        await close_all(subs + [pub])
+
+    run(main())
+
+
+def test_backlog_past_the_socket_buffer_arrives_whole_and_in_order(nodes):
+    """A subscriber that stops reading lets the kernel buffer fill: writes
+    go short, lws keeps the rest, later frames wait for WRITEABLE. When it
+    reads again every frame arrives intact, in seq order."""
+    # ~7.5 MB: past the node's send buffer (tcp_wmem max 4 MiB) and the
+    # client's small window, under a raised queue bound
+    node = nodes(flags={"rate_limit": 100000, "rate_burst": 100000,
+                        "outbound_queue_bytes": 16 << 20})
+    n, pad = 250, "y" * 30000
+
+    async def main():
+        # a small receive window, so the node's socket fills long before
+        # it all is out (set before connect: it sizes the window)
+        small = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        small.connect(("127.0.0.1", node.port))
+        sub = await connect(node, node.mint("sub", **ALL), sock=small)
+        pub = await connect(node, node.mint("pub", **ALL))
+        await request(sub, "join", room="slow")
+        before = node.metrics()
+        sub.transport.pause_reading()
+        for i in range(1, n + 1):
+            await request(pub, "publish", room="slow",
+                          data={"i": i, "pad": pad})
+        m = node.metrics()
+        assert metric(m, "roomcast_slow_consumer_closes_total") == 0, m
+        sub.transport.resume_reading()
+        got = await recv_msgs(sub, n, timeout=30)
+        assert [g["seq"] for g in got] == list(range(1, n + 1))
+        assert all(g["data"] == {"i": i + 1, "pad": pad}
+                   for i, g in enumerate(got))
+        after = node.metrics()
+
+        def d(name):
+            return metric(after, name) - metric(before, name)
+        # the backlog went out through WRITEABLE, coalesced
+        waited = d("roomcast_writes_total") - \
+            d("roomcast_direct_writes_total")
+        assert waited > 0, (before, after)
+        assert d("roomcast_writes_total") < 2 * n, (before, after)
         await close_all([sub, pub])
 
     run(main())
