@@ -25,16 +25,37 @@ lt_cleanup() {
 trap lt_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free TCP port on 127.0.0.1 (the kernel picks it; the tiny race until the
-# gateway binds it is acceptable for a benchmark).
+# A free TCP port on 127.0.0.1, below the kernel's ephemeral range
+# (ip_local_port_range) when there is room there: a port the kernel picked
+# for us can be handed out again for an outgoing connection (a node's Redis
+# link, a curl health check) before the gateway binds it, which a port
+# outside that range cannot. The small race with another listener is
+# acceptable for a benchmark.
 lt_free_port() {
     if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+        python3 - <<'PY'
+import random, socket
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo = 32768
+for port in ([random.randrange(10000, lo) for _ in range(200)]
+             if lo > 11000 else []) + [0]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(s.getsockname()[1])
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()
+PY
         return
     fi
     local p
     for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % 20000))
         if ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return
