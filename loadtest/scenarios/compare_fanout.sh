@@ -10,7 +10,8 @@
 #    "redis_cpu_s":S,"report":{...roomcast-load's JSON, or null}}
 # A system stops stepping once a step passed its limit (p99 > LIMIT_MS, or
 # ok false: messages lost, or a failed/timed-out run), after one more
-# step (EXTRA more). loadtest/plot.py draws OUT.
+# step (EXTRA more); a run that printed no report at all is tried once
+# more first. loadtest/plot.py draws OUT.
 # Usage: [RATES="100 250 500 750 1000 1500 2000 3000"] [N=10000] [ROOMS=100]
 #        [SIZE=100] [DURATION=10] [NODES=2] [LIMIT_MS=50] [EXTRA=1]
 #        [SYSTEMS="roomcast socketio"] [OUT=loadtest/results/compare-DATE.jsonl]
@@ -86,20 +87,27 @@ for rate in $RATES; do
     for s in $SYSTEMS; do
         [ "${left[$s]}" -ne 0 ] || continue
         any=1
-        rc=0
-        if [ "$s" = roomcast ]; then
-            # shellcheck disable=SC2086
-            NODES=$NODES N=$N ROOMS=$ROOMS RATE=$rate SIZE=$SIZE \
-                DURATION=$DURATION REDIS_CPU_OUT=$TMP/cpu \
-                "$HERE/redis_fanout.sh" ${RC_ARGS:-} \
-                >"$TMP/out" 2>>"$LOG" || rc=$?
-        else
-            # shellcheck disable=SC2086
-            NODES=$NODES N=$N ROOMS=$ROOMS RATE=$rate SIZE=$SIZE \
-                DURATION=$DURATION REDIS_CPU_OUT=$TMP/cpu \
-                "$HERE/socketio_fanout.sh" ${SIO_LOAD_ARGS:-} \
-                >"$TMP/out" 2>>"$LOG" || rc=$?
-        fi
+        # A run that could not start (no report: a port taken, a node
+        # that did not come up) is tried once more before it counts.
+        for attempt in 1 2; do
+            rc=0
+            if [ "$s" = roomcast ]; then
+                # shellcheck disable=SC2086
+                NODES=$NODES N=$N ROOMS=$ROOMS RATE=$rate SIZE=$SIZE \
+                    DURATION=$DURATION REDIS_CPU_OUT=$TMP/cpu \
+                    "$HERE/redis_fanout.sh" ${RC_ARGS:-} \
+                    >"$TMP/out" 2>>"$LOG" || rc=$?
+            else
+                # shellcheck disable=SC2086
+                NODES=$NODES N=$N ROOMS=$ROOMS RATE=$rate SIZE=$SIZE \
+                    DURATION=$DURATION REDIS_CPU_OUT=$TMP/cpu \
+                    "$HERE/socketio_fanout.sh" ${SIO_LOAD_ARGS:-} \
+                    >"$TMP/out" 2>>"$LOG" || rc=$?
+            fi
+            grep -q '^{' "$TMP/out" && break
+            echo "compare_fanout.sh: $s at $rate: no report (exit $rc)" \
+                "attempt $attempt" >&2
+        done
         over=$(record "$s" "$rate" "$rc" "$TMP/out" "$TMP/cpu")
         rm -f "$TMP/cpu"
         if [ -n "$over" ] && [ "${left[$s]}" -lt 0 ]; then
