@@ -3,7 +3,8 @@
  * runs its requests); nothing outside gateway/ sees it.
  *
  * Its size is paid per client (tens of thousands per node): keep fields
- * small, and put anything rare behind a pointer.
+ * small, and put anything rare behind a pointer. 216 bytes now: one more
+ * 8 and glibc's chunk for it grows from 224 to 240 bytes.
  * SPDX-License-Identifier: MIT */
 #ifndef RC_CONN_H
 #define RC_CONN_H
@@ -25,8 +26,7 @@ typedef enum rc_conn_state {
 
 typedef struct rc_conn {
     struct lws *wsi;        /* borrowed from lws; NULL once lws dropped it */
-    void *owner;            /* the server that created it (borrowed) */
-    rc_outq_t outq;         /* frames waiting for WRITEABLE */
+    rc_outq_t outq;         /* frames waiting to be written */
     rc_list_t members;      /* rc_member.in_conn: the rooms it is in */
     rc_list_t in_server;    /* every conn, for the heartbeat sweep */
     rc_list_t in_timer;     /* pending-auth FIFO */
@@ -35,26 +35,26 @@ typedef struct rc_conn {
     uint64_t session;       /* random id, for logs and welcome */
     int64_t deadline_ms;    /* auth deadline while pending (loop ms) */
     int64_t exp_ms;         /* token exp + leeway, loop clock (ms); 0 none */
-    uint32_t exp_slot;      /* index in the server's expiry heap + 1; 0 out */
-    uint32_t last_rx_ms;    /* loop clock (ms, wraps) of the last frame in */
-    uint32_t tokens;        /* rate bucket, in thousandths of a frame */
-    uint32_t refill_ms;     /* loop clock of the last refill */
-    uint32_t strikes;       /* frames refused while the bucket was empty */
-    uint32_t nrooms;
-    uint32_t flush_slot; /* index in the node's flush list + 1; 0 out */
-    uint16_t close_code; /* sent when CLOSING reaches WRITEABLE */
-    uint8_t state;       /* rc_conn_state_t */
-    uint8_t welcomed;    /* welcome frame queued */
-    uint8_t close_sent;  /* our close frame is written */
-    uint8_t rx_frag;     /* inside a fragmented inbound message */
-    uint8_t saved;       /* its session snapshot is stored */
-    uint8_t moving;      /* drain: snapshot on its way, no more deliveries */
-    uint8_t peer_closed; /* the client sent its close: lws answers it */
-    char *resume;        /* resume token offered at upgrade, until used;
-                            owned */
-    unsigned char *rx;   /* inbound reassembly, only while a frame spans
-                            several reads; owned */
+    char *resume;           /* resume token offered at upgrade, until used;
+                               owned */
+    unsigned char *rx;      /* inbound reassembly, only while a frame spans
+                               several reads; owned */
     uint32_t rx_len;
+    uint32_t exp_slot;   /* index in the server's expiry heap + 1; 0 out */
+    uint32_t last_rx_ms; /* loop clock (ms, wraps) of the last frame in */
+    uint32_t tokens;     /* rate bucket, in thousandths of a frame */
+    uint32_t refill_ms;  /* loop clock of the last refill */
+    uint32_t strikes;    /* frames refused while the bucket was empty */
+    uint32_t nrooms;
+    uint32_t flush_slot;     /* index in the node's flush list + 1; 0 out */
+    uint16_t close_code;     /* sent when CLOSING reaches WRITEABLE */
+    uint8_t state : 2;       /* rc_conn_state_t */
+    uint8_t welcomed : 1;    /* welcome frame queued */
+    uint8_t close_sent : 1;  /* our close frame is written */
+    uint8_t rx_frag : 1;     /* inside a fragmented inbound message */
+    uint8_t saved : 1;       /* its session snapshot is stored */
+    uint8_t moving : 1;      /* drain: snapshot on its way, no deliveries */
+    uint8_t peer_closed : 1; /* the client sent its close: lws answers it */
 } rc_conn_t;
 
 void rc_conn_init(rc_conn_t *c);

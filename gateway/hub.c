@@ -8,6 +8,9 @@
 
 #include "common/mem.h"
 
+/* One per (client, room): 88 bytes fill a 96-byte glibc chunk. */
+_Static_assert(sizeof(rc_member_t) <= 88, "rc_member_t grew past 88 bytes");
+
 struct rc_hub {
     const rc_hub_ops_t *ops;
     void *ctx;
@@ -295,7 +298,8 @@ size_t rc_hub_sync_end(rc_hub_t *hub, rc_member_t *m)
 
     if (!m->_syncing)
         return 0;
-    for (uint64_t i = m->_hold_from - r->_held_base; i < r->_nheld; i++) {
+    /* uint32 arithmetic: the difference is right across a wrap. */
+    for (uint32_t i = m->_hold_from - r->_held_base; i < r->_nheld; i++) {
         rc_msg_t *h = r->_held[i];
         if (h->seq) {
             if (h->seq <= m->last_seq)

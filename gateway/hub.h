@@ -34,7 +34,7 @@ typedef struct rc_room {
     uint32_t _nsyncing; /* members waiting for their history */
     rc_msg_t **_held;   /* live frames that arrived meanwhile, in order */
     uint32_t _nheld, _capheld;
-    uint64_t _held_base; /* absolute index of _held[0] */
+    uint32_t _held_base; /* absolute index of _held[0] (wraps) */
     uint16_t len;
     char name[]; /* NUL-terminated */
 } rc_room_t;
@@ -47,7 +47,8 @@ typedef struct rc_member {
     rc_conn_t *conn;
     uint64_t last_seq;   /* last durable seq queued to this client here */
     void *pending;       /* the node's op waiting for history, or NULL */
-    uint64_t _hold_from; /* while syncing: first held frame it needs */
+    uint32_t _hold_from; /* while syncing: first held frame it needs
+                            (absolute, wraps like _held_base) */
     uint8_t _syncing;
 } rc_member_t;
 

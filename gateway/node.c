@@ -37,7 +37,7 @@
 /* lws reads ws payload into a per-connection buffer of this size; larger
  * frames arrive in several RECEIVE calls and are reassembled here. Small,
  * because it is paid by every idle client. */
-#define RX_CHUNK 256
+#define RX_CHUNK 128
 /* One write coalesces queued frames up to this many bytes. */
 #define WBUF_CAP (64 * 1024)
 /* A close that cannot be delivered (peer not reading) is forced after. */
@@ -1403,7 +1403,6 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
 
     c = rc_xmalloc(sizeof(*c));
     rc_conn_init(c);
-    c->owner = n;
     c->id = id;
     {
         const char *rq =

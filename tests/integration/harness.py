@@ -330,16 +330,40 @@ class Node:
         self.proc = None
         self.returncode = None
         self.ssl_context = None  # set by TLS tests (trusts the test cert)
+        self.with_defaults = with_defaults
+        self.args = list(args or [])
+        self._build_cmd()
+        self.env = clean_env() if env is None else env
+
+    def _build_cmd(self):
         self.cmd = [ROOMCASTD]
-        if with_defaults:
+        if self.with_defaults:
             self.cmd += ["--listen", f"127.0.0.1:{self.port}",
                          "--admin-listen", f"127.0.0.1:{self.admin_port}",
-                         "--jwt-secret", secret, "--node-id", name]
-        self.cmd += flag_args(self.flags) + list(args or [])
-        self.env = clean_env() if env is None else env
+                         "--jwt-secret", self.secret, "--node-id", self.name]
+        self.cmd += flag_args(self.flags) + self.args
 
     # -- lifecycle
     def start(self, timeout=START_TIMEOUT):
+        """Start and wait for /healthz. A port that free_port() found free
+        can be taken by another process's outgoing connection before we
+        bind it (parallel tests open thousands): then pick new ports and
+        try again, a bounded number of times."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except AssertionError:
+                if not (self.with_defaults and self.returncode is not None
+                        and re.search(r"address (already )?in use",
+                                      self.log_text())
+                        and attempt < 2):
+                    raise
+                self._close_log()
+                self.port, self.admin_port = free_port(), free_port()
+                self._build_cmd()
+                self.returncode = None
+
+    def _start(self, timeout):
         if not os.path.exists(ROOMCASTD):
             raise AssertionError(f"roomcastd binary not found: {ROOMCASTD} "
                                  "(set ROOMCASTD)")

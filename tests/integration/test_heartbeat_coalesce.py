@@ -121,11 +121,12 @@ def test_queued_frames_share_one_write(nodes):
                   - metric(before, "roomcast_frames_out_total"))
         writes = (metric(after, "roomcast_writes_total")
                   - metric(before, "roomcast_writes_total"))
-        # 2n frames (n msgs to sub, n oks to pub) in far fewer writes (lws
-        # returns to the loop after each 256-byte read chunk, so a few
-        # frames per write, not all of them)
+        # 2n frames (n msgs to sub, n oks to pub) in fewer writes. lws
+        # reads 144 bytes (RX_CHUNK + LWS_PRE) per wakeup and returns to
+        # the loop, so each iteration handles about two of these publishes:
+        # at least two frames per write, not all of them in one.
         assert frames >= 2 * n, (frames, writes)
-        assert writes * 3 <= frames, (frames, writes)
+        assert writes * 2 <= frames, (frames, writes)
         await close_all([sub, pub])
 
     run(main())
