@@ -1343,9 +1343,13 @@ static void r_destroy(rc_adapter_t *ad)
         size_t lens[2] = {3, strlen(r->k_node)};
         (void)cmd_argv(r, NULL, NULL, 2, argv, lens);
     }
-    if (r->cmd) {
+    /* A connected link sends what is queued, then closes. One still
+     * connecting has nothing worth sending and would wait for its queued
+     * replies (or its connect timeout) past the loop's end: teardown frees
+     * it now, like the subscription link. */
+    if (r->cmd && r->cmd_connected) {
         r->cmd->data = NULL;
-        redisAsyncDisconnect(r->cmd); /* sends what is queued, then closes */
+        redisAsyncDisconnect(r->cmd);
         r->cmd = NULL;
     }
     r->state = LINK_UP; /* so teardown runs its cleanup */
