@@ -93,6 +93,7 @@ typedef struct lt_cfg {
     double interval;        /* broadcast: pause between messages, seconds */
     double msg_timeout;     /* broadcast: give up on one message after */
     bool cal_broadcast;     /* calibrate --broadcast */
+    bool cal_paced;         /* calibrate --paced: the fanout's shape */
     uint64_t deliveries;    /* calibrate: frames to write; 0: derive */
     bool verbose;
 } lt_cfg_t;

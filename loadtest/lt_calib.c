@@ -24,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loadtest/lt_json.h"
@@ -424,7 +425,8 @@ int lt_calib_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
 
     if (cfg->deliveries > 0)
         target = cfg->deliveries;
-    else if (cfg->rate > 0 && cfg->duration > 0 && !cfg->cal_broadcast)
+    else if (cfg->rate > 0 && cfg->duration > 0 && !cfg->cal_broadcast &&
+             !cfg->cal_paced)
         target = (uint64_t)(cfg->rate * cfg->duration *
                             ((double)cfg->n * cfg->per_client / cfg->rooms));
 
@@ -480,6 +482,38 @@ int lt_calib_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
                 while (lt_now_ns() < pause && cal_alive(&c))
                     cal_poll(&c, 5);
             }
+        }
+        cpu1 = lt_cpu_self_ns();
+        w1 = lt_now_ns();
+    } else if (c.nfds > 0 && !c.timed_out && cfg->cal_paced && cfg->rate > 0) {
+        /* The fanout's shape: --rate messages/s, rooms round-robin, one
+         * send() to every socket of the message's room (socket i is in
+         * room i % R), then sleep until the next message is due, so the
+         * readers sleep between bursts as they do behind a gateway. Only
+         * the send()s cost the writer CPU. */
+        uint32_t R = cfg->rooms ? cfg->rooms : 1, room = 0, n = c.nfds, i;
+        uint64_t end = w0 + (uint64_t)(dur * 1e9), next = w0;
+        uint64_t step = (uint64_t)(1e9 / cfg->rate);
+
+        while (cal_alive(&c) && next < end) {
+            struct timespec ts = {(time_t)(next / 1000000000u),
+                                  (long)(next % 1000000000u)};
+
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+                   EINTR)
+                ;
+            for (i = room % n; i < n; i += R) {
+                ssize_t s = send(c.fds[i], frame, cfg->size,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (s == (ssize_t)cfg->size)
+                    sends++;
+                else if (s < 0)
+                    eagain++;
+                else
+                    partial++;
+            }
+            room = (room + 1) % R;
+            next += step;
         }
         cpu1 = lt_cpu_self_ns();
         w1 = lt_now_ns();
@@ -554,7 +588,10 @@ int lt_calib_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
         lt_json_init(&j, stdout);
         lt_json_obj(&j, NULL);
         lt_json_str(&j, "scenario", "calibrate");
-        lt_json_str(&j, "mode", cfg->cal_broadcast ? "broadcast" : "stream");
+        lt_json_str(&j, "mode",
+                    cfg->cal_broadcast ? "broadcast"
+                    : cfg->cal_paced   ? "paced"
+                                       : "stream");
         lt_json_bool(&j, "ok",
                      !c.timed_out && failed == 0 &&
                          bytes == sends * cfg->size && partial == 0);

@@ -70,6 +70,9 @@ static void usage(FILE *f)
         "  --messages N           broadcast messages, one at a time (5)\n"
         "  --interval S           pause between broadcast messages (0.2)\n"
         "  --msg-timeout S        give up on one broadcast message (5)\n"
+        "  --paced                calibrate: the fanout's shape: --rate "
+        "msgs/s,\n"
+        "                         one send() to each socket of the room\n"
         "  --broadcast            calibrate: time one frame to all N\n"
         "  --deliveries D         calibrate: frames to write (derived)\n"
         "  -v, --verbose          progress on stderr\n"
@@ -105,6 +108,7 @@ enum {
     O_INTERVAL,
     O_MSGTIMEOUT,
     O_BROADCAST,
+    O_PACED,
     O_DELIVERIES,
     O_TARGETS,
     O_EPHEMERAL,
@@ -153,6 +157,7 @@ static const struct option opts[] = {
     {"interval", required_argument, NULL, O_INTERVAL},
     {"msg-timeout", required_argument, NULL, O_MSGTIMEOUT},
     {"broadcast", no_argument, NULL, O_BROADCAST},
+    {"paced", no_argument, NULL, O_PACED},
     {"deliveries", required_argument, NULL, O_DELIVERIES},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -500,6 +505,9 @@ int main(int argc, char **argv)
             break;
         case O_BROADCAST:
             cfg.cal_broadcast = true;
+            break;
+        case O_PACED:
+            cfg.cal_paced = true;
             break;
         case O_DELIVERIES:
             if (num("deliveries", optarg, 1, 1e12, &v))

@@ -68,7 +68,7 @@ def main():
 
     cal = load(d, "calibrate.json") or {}
     ceiling = cal.get("sends_per_cpu_s")
-    print("### Ceiling (calibrate)\n")
+    print("### Ceiling (calibrate, streamed round-robin)\n")
     table(["sockets", "frame bytes", "send()s", "send()s per CPU-s",
            "send()s per s"],
           [[cal.get("connections", {}).get("connected"),
@@ -87,16 +87,19 @@ def main():
         if rep:
             lost = max(0, rep.get("expected_deliveries", 0)
                        - rep.get("deliveries", 0)) + rep.get("gaps", 0)
+        paced = (load(d, f"calibrate_paced_{r['rate']:.0f}.json") or {}).get(
+            "sends_per_cpu_s")
         rows.append([
             f"{r['rate']:.0f}", r["system"], rep.get("ok"),
             k(rep.get("deliveries_per_s")), ms(lat.get("p50")),
             ms(lat.get("p99")), ms(lat.get("max")), lost,
             f"{gw.get('cpu_measure_frac', 0):.2f}" if gw else "-",
-            k(dpc), pct(dpc, ceiling),
+            k(dpc), pct(dpc, ceiling), k(paced), pct(dpc, paced),
             rep.get("tool", {}).get("host_saturated")])
     table(["msgs/s", "system", "ok", "deliveries/s", "p50 ms", "p99 ms",
            "max ms", "lost", "gateway cores", "deliveries per gateway CPU-s",
-           "of ceiling", "host saturated"], rows)
+           "of ceiling", "paced ceiling", "of paced ceiling",
+           "host saturated"], rows)
 
     best = {}
     for r in runs:

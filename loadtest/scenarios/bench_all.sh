@@ -39,7 +39,8 @@ step() { # step NAME CMD...: run one benchmark, its JSON to NAME.json
 } >"$OUT_DIR/machine.txt"
 
 # The ceiling: one process, one send() per 100-byte frame, the fanout's
-# socket count; then the time to write one frame to every socket.
+# socket count, streamed round-robin; then the time to write one frame to
+# every socket.
 step calibrate env N="$MID" "$HERE/calibrate.sh" --rooms 100 --rate 1000 \
     --duration "$DUR"
 step calibrate_broadcast env N="$MID" "$HERE/calibrate.sh" --broadcast \
@@ -50,6 +51,12 @@ step broadcast env N="$MID" MESSAGES=5 "$HERE/broadcast.sh"
 step idle_big env N="$BIG" RAMP=10000 "$HERE/idle.sh" --workers 2
 N=$MID OUT="$OUT_DIR/compare-idle.jsonl" "$HERE/compare_idle.sh" ||
     echo "bench_all: compare_idle exited $?" >&2
+# The ceiling in the fanout's own shape at each rate: bursts of one send()
+# per member, paced, readers asleep between them.
+for r in $RATES; do
+    step "calibrate_paced_$r" env N="$MID" "$HERE/calibrate.sh" --paced \
+        --rooms 100 --rate "$r" --duration "$DUR"
+done
 # Fanout through Redis, two nodes each, rate stepped.
 N=$MID DURATION=$DUR RATES=$RATES OUT="$OUT_DIR/compare-fanout.jsonl" \
     "$HERE/compare_fanout.sh" || echo "bench_all: compare_fanout exited $?" >&2

@@ -58,6 +58,16 @@ def test_calibrate_bytes_arrive():
     assert r["bytes_received"] == r["bytes_sent"] > 0, r
 
 
+def test_calibrate_paced_writes_the_fanout_shape():
+    # 100 msgs/s for 2 s over 10 rooms of 20 sockets: 200 messages of 20
+    # send()s each, all read
+    r = scenario("calibrate", "--paced", "--rooms", "10", "--rate", "100",
+                 "--duration", "2", N=200)
+    assert r["mode"] == "paced", r
+    assert r["sends"] == 200 * 20, r
+    assert r["bytes_received"] == r["bytes_sent"], r
+
+
 def test_burst_counts_add_up():
     # --burst 5: five messages to one room per tick, written together, so
     # every member has several frames queued at once; nothing may be lost,
