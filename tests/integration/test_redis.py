@@ -500,6 +500,16 @@ def test_redis_killed_and_restarted_mid_stream(redis, rnodes):
         finally:
             stop.set()
             await asyncio.gather(*pumps)
+        # Redis answers the FCALL's caller before it writes the PUBLISH to
+        # the subscribers (its pending-write list is LIFO), and this Redis
+        # keeps nothing across the SIGKILL: the one publish acknowledged
+        # just before the crash may be lost by Redis itself, before any
+        # node saw it. It is excused only if it reached no client at all;
+        # everything else acknowledged must arrive everywhere.
+        first_err = lines.index(errs[0])
+        oks_before = [ln for ln in lines[:first_err] if ln[0] == "ok"]
+        seen = {f["data"]["k"] for got in received for f in got}
+        excused = {oks_before[-1][1]} - seen if oks_before else set()
         for i, got in enumerate(received):
             per = by_room(got)
             for r in rooms:
@@ -509,14 +519,16 @@ def test_redis_killed_and_restarted_mid_stream(redis, rnodes):
                     f"client {i} {r}: seqs not strictly increasing: " \
                     f"{[(x, y) for x, y in zip(s, s[1:]) if x >= y][:5]}"
                 assert len(ks) == len(set(ks)), f"client {i} {r}: dup k"
-                missing = [(k, q) for k, q in acc[r] if q not in set(s)]
+                missing = [(k, q) for k, q in acc[r]
+                           if q not in set(s) and k not in excused]
                 assert not missing, (
                     f"client {i} {r}: {len(missing)} accepted messages "
                     f"never arrived, e.g. {missing[:5]}")
                 stray = set(ks) - attempted[r]
                 assert not stray, f"client {i} {r}: unknown k {stray}"
         print(f"outage: {len(errs)} failed publishes, "
-              f"{sum(len(v) for v in acc.values())} accepted, recovered "
+              f"{sum(len(v) for v in acc.values())} accepted, "
+              f"{len(excused)} lost by Redis in the crash, recovered "
               f"A={a.m(M_RECOVERED)} B={b.m(M_RECOVERED)}")
         await close_all(clients + [side])
 
