@@ -105,3 +105,25 @@ def test_gateway_pid_bound():
                        capture_output=True, timeout=30,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 1 and b"--gateway-pid" in p.stderr, p
+
+
+def test_efficiency_pairs_a_ceiling_with_a_fanout():
+    # one round at one rate: a paced calibrate and a Redis fanout on two
+    # nodes, both complete (ok: nothing lost), and the ratio of the two
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    e.update(REPEAT="1", RATES="50", N="200", ROOMS="10", DURATION="1")
+    p = subprocess.run([os.path.join(SCEN, "efficiency.sh")], env=e,
+                       capture_output=True, timeout=180,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [json.loads(ln) for ln in p.stdout.decode().splitlines()]
+    assert len(rows) == 1, rows
+    r = rows[0]
+    assert r["ok"] is True and r["rate"] == 50, r
+    assert r["ceiling"] > 0, r
+    # a run this small may use under one clock tick of node CPU (then no
+    # per-CPU figure and no ratio); when there is one, it is the quotient
+    if r["deliveries_per_cpu_s"]:
+        assert r["ratio"] == pytest.approx(
+            r["deliveries_per_cpu_s"] / r["ceiling"]), r
+    assert b"median ratio" in p.stderr, p.stderr[-1000:]
