@@ -49,4 +49,7 @@ for rate in sorted({r["rate"] for r in rows}):
     if rs:
         print(f"rate {rate:.0f}: median ratio {statistics.median(rs):.2f} "
               f"over {len(rs)} (min {min(rs):.2f}, max {max(rs):.2f})")
+    else:
+        print(f"rate {rate:.0f}: no ratio (a run failed, or the nodes used "
+              f"under one clock tick of CPU)")
 EOF

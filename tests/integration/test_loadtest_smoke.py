@@ -126,4 +126,4 @@ def test_efficiency_pairs_a_ceiling_with_a_fanout():
     if r["deliveries_per_cpu_s"]:
         assert r["ratio"] == pytest.approx(
             r["deliveries_per_cpu_s"] / r["ceiling"]), r
-    assert b"median ratio" in p.stderr, p.stderr[-1000:]
+    assert b"rate 50: " in p.stderr, p.stderr[-1000:]
