@@ -277,6 +277,21 @@ static void cal_poll(cal_t *c, int ms)
     }
 }
 
+/* One send() of a whole frame, counted as sent, refused (socket full) or
+ * partly written. */
+static void cal_send(int fd, const uint8_t *frame, size_t size, uint64_t *sends,
+                     uint64_t *eagain, uint64_t *partial)
+{
+    ssize_t s = send(fd, frame, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+    if (s == (ssize_t)size)
+        (*sends)++;
+    else if (s < 0)
+        (*eagain)++;
+    else
+        (*partial)++;
+}
+
 static bool cal_alive(cal_t *c)
 {
     if (*c->stop || lt_now_ns() >= c->deadline) {
@@ -441,14 +456,7 @@ int lt_calib_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
             bool all;
 
             for (i = 0; i < c.nfds; i++) {
-                ssize_t s = send(c.fds[i], frame, cfg->size,
-                                 MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (s == (ssize_t)cfg->size)
-                    sends++;
-                else if (s < 0)
-                    eagain++;
-                else
-                    partial++;
+                cal_send(c.fds[i], frame, cfg->size, &sends, &eagain, &partial);
             }
             t1 = lt_now_ns();
             cpu_write += lt_cpu_self_ns() - c0;
@@ -503,14 +511,7 @@ int lt_calib_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
                    EINTR)
                 ;
             for (i = room % n; i < n; i += R) {
-                ssize_t s = send(c.fds[i], frame, cfg->size,
-                                 MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (s == (ssize_t)cfg->size)
-                    sends++;
-                else if (s < 0)
-                    eagain++;
-                else
-                    partial++;
+                cal_send(c.fds[i], frame, cfg->size, &sends, &eagain, &partial);
             }
             room = (room + 1) % R;
             next += step;
@@ -522,21 +523,12 @@ int lt_calib_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
         uint32_t n = c.nfds;
 
         for (;;) {
-            ssize_t s;
-
             if (target && sends >= target)
                 break;
             if ((i & 4095) == 0 &&
                 (!cal_alive(&c) || (!target && lt_now_ns() >= end)))
                 break;
-            s = send(c.fds[i % n], frame, cfg->size,
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (s == (ssize_t)cfg->size)
-                sends++;
-            else if (s < 0)
-                eagain++;
-            else
-                partial++;
+            cal_send(c.fds[i % n], frame, cfg->size, &sends, &eagain, &partial);
             i++;
         }
         cpu1 = lt_cpu_self_ns();
