@@ -13,7 +13,7 @@ import pytest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Node, RedisServer, redis_flags  # noqa: E402
+from harness import Node, RedisServer, redis_flags, stop_nodes  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -45,15 +45,7 @@ def nodes(tmp_path, request):
         return n
 
     yield factory
-    problems = []
-    for n in started:
-        try:
-            if n.proc is not None:
-                n.stop(expect=getattr(n, "expect_exit", 0))
-        except AssertionError as e:
-            problems.append(str(e))
-        finally:
-            n.kill()
+    problems = stop_nodes(started)
     if problems:
         pytest.fail("node shutdown:\n" + "\n".join(problems), pytrace=False)
 

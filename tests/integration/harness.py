@@ -505,6 +505,21 @@ class Node:
 # --------------------------------------------------------------------------
 # async WebSocket client helpers
 
+def stop_nodes(nodes):
+    """Stop every started node (SIGTERM, expecting its expect_exit, 0 by
+    default), kill what lingers; return the shutdown problems found."""
+    problems = []
+    for n in nodes:
+        try:
+            if n.proc is not None:
+                n.stop(expect=getattr(n, "expect_exit", 0))
+        except AssertionError as e:
+            problems.append(str(e))
+        finally:
+            n.kill()
+    return problems
+
+
 class Timeout(AssertionError):
     pass
 

@@ -24,7 +24,7 @@ import websockets.exceptions
 
 from harness import (ROOMCAST_CLI, SUBPROTOCOL, Checks, Node, clean_env,
                      free_port, http_get, metric, mint_jwt, raw_http,
-                     wait_until)
+                     stop_nodes, wait_until)
 
 RESUME_SECRET = "drain-test-resume-secret-0123456789abcdef"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -274,15 +274,7 @@ def cluster(tmp_path, request):
     try:
         yield make
     finally:
-        problems = []
-        for n in started:
-            try:
-                if n.proc is not None:
-                    n.stop(expect=getattr(n, "expect_exit", 0))
-            except AssertionError as e:
-                problems.append(str(e))
-            finally:
-                n.kill()
+        problems = stop_nodes(started)
         redis.stop()
         if problems:
             pytest.fail("node shutdown:\n" + "\n".join(problems),
