@@ -17,16 +17,31 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "gateway/msg.h"
+#include "common/msg.h"
+#include <uv.h>
 
 typedef struct rc_adapter rc_adapter_t;
-struct rc_buf;
+
+/* What an adapter reports about itself: one sample per call, rendered by the
+ * node (an adapter never writes an exposition format). name is the metric's
+ * name after "roomcast_" (e.g. "redis_up"); name and help are borrowed for
+ * the call. */
+typedef enum rc_metric_kind {
+    RC_METRIC_COUNTER = 0,
+    RC_METRIC_GAUGE,
+} rc_metric_kind_t;
+
+typedef void (*rc_metric_emit_fn)(void *ctx, rc_metric_kind_t kind,
+                                  const char *name, const char *help,
+                                  uint64_t value);
 
 /* What the node gives the adapter. */
 typedef struct rc_adapter_sink {
-    /* A message for room: m is a framed `msg` (borrowed; take a ref to keep
-     * it). Called for local and remote publishes alike. */
-    void (*deliver)(void *ctx, const char *room, rc_msg_t *m);
+    /* A message for the room opened with token (room_open): m is a framed
+     * `msg` (borrowed; take a ref to keep it). Called for local and remote
+     * publishes alike, never for a room that is not open: the adapter's own
+     * room lookup is the only one on the path from the backend to a socket. */
+    void (*deliver)(void *ctx, void *token, rc_msg_t *m);
     /* The backend became reachable (up) or not. */
     void (*state)(void *ctx, bool up);
     /* A control command for this node arrived ("drain"). */
@@ -56,8 +71,11 @@ typedef void (*rc_adapter_done_cb)(void *arg, rc_err_t err);
 
 typedef struct rc_adapter_ops {
     const char *name;
-    /* The node has its first local member in room / no more members. */
-    void (*room_open)(rc_adapter_t *ad, const char *room);
+    /* The node has its first local member in room: token is the node's
+     * handle for it, passed back by deliver; borrowed, valid until
+     * room_close. room_close: no more members; the adapter forgets token
+     * and never delivers for it again. */
+    void (*room_open)(rc_adapter_t *ad, const char *room, void *token);
     void (*room_close)(rc_adapter_t *ad, const char *room);
     /* Durable publish of data (len bytes of valid JSON, borrowed). */
     RC_MUST_CHECK rc_err_t (*publish)(rc_adapter_t *ad, const char *room,
@@ -82,8 +100,8 @@ typedef struct rc_adapter_ops {
                                            rc_adapter_session_cb cb, void *arg);
     /* Publish this node's registry entry now (state changed). */
     void (*announce)(rc_adapter_t *ad);
-    /* Append the adapter's metrics (Prometheus text) to b. */
-    void (*metrics)(const rc_adapter_t *ad, struct rc_buf *b);
+    /* Report every metric of the adapter, one emit() call each. */
+    void (*metrics)(const rc_adapter_t *ad, rc_metric_emit_fn emit, void *ctx);
     void (*destroy)(rc_adapter_t *ad);
 } rc_adapter_ops_t;
 
@@ -99,6 +117,31 @@ struct rc_adapter {
  * per node, whoever published it. */
 rc_msg_t *rc_adapter_frame_msg(const char *room, uint64_t seq, const char *data,
                                size_t len, uint64_t t_pub_ns);
+
+/* What every adapter may need; strings are borrowed for rc_adapter_create()
+ * (adapters copy what they keep). */
+typedef struct rc_adapter_config {
+    const char *url;     /* NULL: the in-process `local` adapter */
+    const char *prefix;  /* key and channel prefix ("roomcast:") */
+    const char *node_id; /* for the registry and the control channel */
+    uint32_t history_size;
+    int64_t history_ttl_ms;
+    uint32_t max_publish;
+    int64_t unsubscribe_delay_ms; /* absorb join/leave churn */
+} rc_adapter_config_t;
+
+/* The factory: picks the adapter by the URL's scheme (none: `local`;
+ * redis://: Redis). Returns an owned adapter (rc_adapter_destroy()), or NULL
+ * with a one-line reason in err. sink is copied; loop is borrowed and must
+ * outlive the adapter. */
+rc_adapter_t *rc_adapter_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
+                                const rc_adapter_config_t *cfg, char *err,
+                                size_t errlen);
+
+/* Checks a config without building anything (for config validation at
+ * start): RC_OK, or RC_EINVAL with a reason in err naming the key. */
+RC_MUST_CHECK rc_err_t rc_adapter_config_check(const rc_adapter_config_t *cfg,
+                                               char *err, size_t errlen);
 
 void rc_adapter_destroy(rc_adapter_t *ad); /* NULL is a no-op */
 

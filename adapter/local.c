@@ -19,7 +19,7 @@ typedef struct local_room {
     rc_msg_t **ring; /* history_size slots, oldest at head */
     int64_t *at_ms;  /* when each was published (loop clock) */
     uint32_t head, count;
-    bool open; /* has local members */
+    void *token; /* the node's room while it has local members, or NULL */
     char name[];
 } local_room_t;
 
@@ -189,21 +189,21 @@ static void on_sweep(uv_timer_t *t)
     while ((n = rc_htab_iter(&la->rooms, &it))) {
         local_room_t *r = rc_container_of(n, local_room_t, node);
         expire(la, r);
-        if (!r->open && r->count == 0)
+        if (!r->token && r->count == 0)
             free_room(la, r);
     }
 }
 
-static void l_room_open(rc_adapter_t *ad, const char *room)
+static void l_room_open(rc_adapter_t *ad, const char *room, void *token)
 {
-    find((local_adapter_t *)ad, room, true)->open = true;
+    find((local_adapter_t *)ad, room, true)->token = token;
 }
 
 static void l_room_close(rc_adapter_t *ad, const char *room)
 {
     local_room_t *r = find((local_adapter_t *)ad, room, false);
     if (r)
-        r->open = false;
+        r->token = NULL;
 }
 
 static rc_err_t l_publish(rc_adapter_t *ad, const char *room, const char *data,
@@ -229,8 +229,10 @@ static rc_err_t l_publish(rc_adapter_t *ad, const char *room, const char *data,
     /* Reply first, then deliver: the publisher sees its ok before its own
      * message, as it would through Redis. */
     cb(arg, RC_OK, r->seq);
-    /* room may belong to the caller's op, which the callback freed. */
-    ad->sink.deliver(ad->sink.ctx, r->name, m);
+    /* room may belong to the caller's op, which the callback freed; r is
+     * ours and still here (the sweep frees rooms only on its timer). */
+    if (r->token)
+        ad->sink.deliver(ad->sink.ctx, r->token, m);
     rc_msg_unref(m);
     return RC_OK;
 }
@@ -278,10 +280,11 @@ static void l_announce(rc_adapter_t *ad)
     (void)ad; /* one node: no registry */
 }
 
-static void l_metrics(const rc_adapter_t *ad, struct rc_buf *b)
+static void l_metrics(const rc_adapter_t *ad, rc_metric_emit_fn emit, void *ctx)
 {
-    (void)ad;
-    (void)b;
+    (void)ad; /* nothing beyond the node's own metrics */
+    (void)emit;
+    (void)ctx;
 }
 
 static void on_timer_closed(uv_handle_t *h)

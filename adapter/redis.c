@@ -32,7 +32,6 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "gateway/admin.h"
 
 #define TICK_MS 250
 #define PROBE_IDLE_MS 1000 /* probe when the sub link was quiet this long */
@@ -69,7 +68,7 @@ typedef struct rroom {
     uint64_t unsub_at;  /* loop ms; 0 when not scheduled */
     rc_msg_t **held;    /* live frames held during a catch-up */
     uint32_t nheld, capheld;
-    uint8_t want;     /* the node has members here */
+    void *token;      /* the node's room while it has members, or NULL */
     uint8_t state;    /* sub_state_t */
     uint8_t catching; /* fetching what a Redis outage made it miss */
     char name[];
@@ -276,7 +275,7 @@ static void release_held(rroom_t *rm)
 
 static void room_maybe_free(redis_adapter_t *r, rroom_t *rm)
 {
-    if (rm->want || rm->state != SUB_NONE || !rc_list_empty(&rm->waiters) ||
+    if (rm->token || rm->state != SUB_NONE || !rc_list_empty(&rm->waiters) ||
         !rc_list_empty(&rm->in_batch) || rm->catching)
         return;
     release_held(rm);
@@ -354,7 +353,8 @@ live:
             return; /* seen (catch-up overlap) */
         rm->last_seq = m->seq;
     }
-    r->base.sink.deliver(r->base.sink.ctx, rm->name, m);
+    if (rm->token)
+        r->base.sink.deliver(r->base.sink.ctx, rm->token, m);
 }
 
 /* Parse "seq|t_us|data"; data points into s. */
@@ -448,7 +448,7 @@ static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
     memcpy(name, room, rlen);
     name[rlen] = '\0';
     rm = room_find(r, name, rlen, false);
-    if (!rm || !rm->want)
+    if (!rm || !rm->token)
         return;
     r->m_received++;
     if (plen >= 2 && payload[0] == 'd' && payload[1] == '|') {
@@ -541,7 +541,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *pd)
         rm->state = SUB_NONE;
         if (r->m_subscribed)
             r->m_subscribed--;
-        if (rm->want) {
+        if (rm->token) {
             /* Rejoined while the unsubscribe was in flight: hiredis has
              * dropped the channel's callback only now, so resubscribe
              * after it, never before. */
@@ -724,12 +724,12 @@ static void issue_history(redis_adapter_t *r, hist_req_t *h)
 
 /* ---------------------------------------------------------------- ops */
 
-static void r_room_open(rc_adapter_t *ad, const char *room)
+static void r_room_open(rc_adapter_t *ad, const char *room, void *token)
 {
     redis_adapter_t *r = (redis_adapter_t *)ad;
     rroom_t *rm = room_find(r, room, strlen(room), true);
 
-    rm->want = 1;
+    rm->token = token;
     rm->unsub_at = 0;
     if (rm->state == SUB_NONE && rc_list_empty(&rm->in_batch)) {
         rc_list_push(&r->sub_batch, &rm->in_batch);
@@ -744,7 +744,7 @@ static void r_room_close(rc_adapter_t *ad, const char *room)
 
     if (!rm)
         return;
-    rm->want = 0;
+    rm->token = NULL;
     if (rm->state == SUB_NONE) {
         /* Never got to subscribe: just forget it. */
         rc_list_remove(&rm->in_batch);
@@ -954,41 +954,38 @@ static void r_announce(rc_adapter_t *ad)
     r->last_registry = now_ms(r);
 }
 
-static void r_metrics(const rc_adapter_t *ad, struct rc_buf *b)
+static void r_metrics(const rc_adapter_t *ad, rc_metric_emit_fn emit, void *ctx)
 {
     const redis_adapter_t *r = (const redis_adapter_t *)ad;
 
-#define RM(name, type, help, v)                                                \
-    rc_buf_printf(b,                                                           \
-                  "# HELP roomcast_redis_" name " " help                       \
-                  "\n# TYPE roomcast_redis_" name " " type                     \
-                  "\nroomcast_redis_" name " %" PRIu64 "\n",                   \
-                  (uint64_t)(v))
-    RM("up", "gauge", "1 while both Redis links are up.", r->state == LINK_UP);
-    RM("subscribed_rooms", "gauge", "Room channels this node subscribes to.",
-       r->m_subscribed);
-    RM("messages_received_total", "counter", "Room messages from Redis.",
-       r->m_received);
-    RM("durable_received_total", "counter", "Durable messages from Redis.",
-       r->m_durable);
-    RM("ephemeral_received_total", "counter", "Ephemeral messages from Redis.",
-       r->m_ephemeral);
-    RM("dropped_bad_total", "counter",
+#define RM(name, kind, help, v)                                                \
+    emit(ctx, kind, "redis_" name, help, (uint64_t)(v))
+    RM("up", RC_METRIC_GAUGE, "1 while both Redis links are up.",
+       r->state == LINK_UP);
+    RM("subscribed_rooms", RC_METRIC_GAUGE,
+       "Room channels this node subscribes to.", r->m_subscribed);
+    RM("messages_received_total", RC_METRIC_COUNTER,
+       "Room messages from Redis.", r->m_received);
+    RM("durable_received_total", RC_METRIC_COUNTER,
+       "Durable messages from Redis.", r->m_durable);
+    RM("ephemeral_received_total", RC_METRIC_COUNTER,
+       "Ephemeral messages from Redis.", r->m_ephemeral);
+    RM("dropped_bad_total", RC_METRIC_COUNTER,
        "Messages from Redis dropped: data not JSON or malformed envelope.",
        r->m_bad);
-    RM("dropped_too_big_total", "counter",
+    RM("dropped_too_big_total", RC_METRIC_COUNTER,
        "Messages from Redis dropped: data over max_publish.", r->m_too_big);
-    RM("reconnects_total", "counter", "Times the Redis links came back up.",
-       r->m_reconnects);
-    RM("resubscribed_rooms_total", "counter",
+    RM("reconnects_total", RC_METRIC_COUNTER,
+       "Times the Redis links came back up.", r->m_reconnects);
+    RM("resubscribed_rooms_total", RC_METRIC_COUNTER,
        "Rooms resubscribed after a reconnect.", r->m_resubscribed);
-    RM("recovered_messages_total", "counter",
+    RM("recovered_messages_total", RC_METRIC_COUNTER,
        "Messages fetched from history after an outage.", r->m_recovered);
-    RM("probe_failures_total", "counter",
+    RM("probe_failures_total", RC_METRIC_COUNTER,
        "Times the pub/sub link was found silent and restarted.",
        r->m_probe_fail);
-    RM("publish_errors_total", "counter", "Durable publishes that failed.",
-       r->m_publish_err);
+    RM("publish_errors_total", RC_METRIC_COUNTER,
+       "Durable publishes that failed.", r->m_publish_err);
 #undef RM
 }
 
@@ -1012,7 +1009,7 @@ static void maybe_up(redis_adapter_t *r)
      * it missed from its history once subscribed. */
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
-        if (!rm->want)
+        if (!rm->token)
             continue;
         if (rc_list_empty(&rm->in_batch))
             rc_list_push(&r->sub_batch, &rm->in_batch);
@@ -1295,7 +1292,7 @@ static void on_tick(uv_timer_t *t)
     /* Unsubscribe rooms whose last member left long enough ago. */
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
-        if (!rm->want && rm->state == SUB_ON && rm->unsub_at &&
+        if (!rm->token && rm->state == SUB_ON && rm->unsub_at &&
             rm->unsub_at <= now && rc_list_empty(&rm->waiters)) {
             rm->unsub_at = 0;
             rc_list_push(&r->unsub_batch, &rm->in_batch);
@@ -1383,7 +1380,7 @@ static char *strfmt(const char *a, const char *b)
 }
 
 rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
-                              const rc_redis_config_t *cfg, char *err,
+                              const rc_adapter_config_t *cfg, char *err,
                               size_t errlen)
 {
     redis_adapter_t *r;

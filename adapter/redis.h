@@ -13,21 +13,12 @@
 #include "adapter/adapter.h"
 #include "common/redis_url.h"
 
-typedef struct rc_redis_config {
-    const char *url;     /* redis://[[user]:password@]host[:port][/db] */
-    const char *prefix;  /* "roomcast:" */
-    const char *node_id; /* for the registry and the control channel */
-    uint32_t history_size;
-    int64_t history_ttl_ms;
-    uint32_t max_publish;
-    int64_t unsubscribe_delay_ms; /* absorb join/leave churn */
-} rc_redis_config_t;
-
 /* Returns an owned adapter (rc_adapter_destroy()) that connects in the
  * background (ready() is false until it is up), or NULL with a reason in
- * err for a bad URL or prefix. cfg strings are copied. */
+ * err for a bad URL or prefix. cfg strings are copied. Callers go through
+ * rc_adapter_create(). */
 rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
-                              const rc_redis_config_t *cfg, char *err,
+                              const rc_adapter_config_t *cfg, char *err,
                               size_t errlen);
 
 /* The function library text for prefix/sizes (owned, free()); exposed for

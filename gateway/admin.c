@@ -33,45 +33,6 @@ typedef struct admin_req {
     char buf[REQ_MAX];
 } admin_req_t;
 
-void rc_buf_append(rc_buf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        b->data = rc_xrealloc(b->data, nc);
-        b->cap = nc;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void rc_buf_printf(rc_buf_t *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(tmp)) {
-        rc_buf_append(b, tmp, (size_t)n);
-        return;
-    }
-    {
-        char *big = rc_xmalloc((size_t)n + 1);
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        rc_buf_append(b, big, (size_t)n);
-        free(big);
-    }
-}
-
 static void on_req_closed(uv_handle_t *h)
 {
     admin_req_t *r = h->data;

@@ -8,17 +8,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/err.h"
-
-/* A growable response body. */
-typedef struct rc_buf {
-    char *data;
-    size_t len, cap;
-} rc_buf_t;
-
-void rc_buf_printf(rc_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void rc_buf_append(rc_buf_t *b, const char *s, size_t n);
 
 /* Fills body and *ctype (static string); returns the HTTP status. */
 typedef int (*rc_admin_handler)(void *ctx, const char *method, const char *path,

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/redis_url.h"
 
 #ifndef RC_VERSION
 #define RC_VERSION "0.0.0" /* the top-level CMake defines the real one */
@@ -69,6 +70,7 @@ typedef struct key_def {
 static const char *check_ws_path(const char *s);
 static const char *check_node_id(const char *s);
 static const char *check_redis_url(const char *s);
+static const char *check_key_prefix(const char *s);
 static const char *check_jwt_alg(const char *s);
 static const char *check_log_level(const char *s);
 
@@ -106,8 +108,8 @@ static const key_def_t keys[] = {
     STR(node_id, NULL, F_COMPUTED, check_node_id,
         "this node's id in the registry (1..128 printable, no spaces)"),
     STR(redis_url, NULL, F_NULLABLE, check_redis_url,
-        "redis://[:password@]host:port[/db]; unset: single node, in-process"),
-    STR(key_prefix, "roomcast:", 0, NULL,
+        "redis://[[user]:password@]host[:port][/db]; unset: single node"),
+    STR(key_prefix, "roomcast:", 0, check_key_prefix,
         "prefix of every Redis key and channel"),
     STR(jwt_alg, "HS256", 0, check_jwt_alg,
         "the one accepted JWT alg: HS256 HS384 HS512 RS256 RS384 RS512 "
@@ -319,8 +321,18 @@ static const char *check_node_id(const char *s)
 
 static const char *check_redis_url(const char *s)
 {
-    if (strncmp(s, "redis://", 8) != 0 || s[8] == '\0')
-        return "must be redis://[:password@]host:port[/db]";
+    rc_redis_url_t url;
+
+    if (rc_redis_url_parse(s, &url) != RC_OK)
+        return "must be redis://[[user]:password@]host[:port][/db]";
+    return NULL;
+}
+
+static const char *check_key_prefix(const char *s)
+{
+    if (!rc_redis_prefix_ok(s))
+        return "at most 64 bytes, no quotes, braces, backslashes or control "
+               "characters";
     return NULL;
 }
 

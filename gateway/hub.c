@@ -317,11 +317,15 @@ size_t rc_hub_sync_end(rc_hub_t *hub, rc_member_t *m)
 size_t rc_hub_deliver(rc_hub_t *hub, const char *room, rc_msg_t *m)
 {
     rc_room_t *r = rc_hub_room(hub, room);
+
+    return r ? rc_hub_deliver_room(hub, r, m) : 0;
+}
+
+size_t rc_hub_deliver_room(rc_hub_t *hub, rc_room_t *r, rc_msg_t *m)
+{
     rc_list_t *it;
     size_t n = 0;
 
-    if (!r)
-        return 0;
     if (r->_nsyncing)
         hold(hub, r, m);
     /* The hot loop: one ref and one ring slot per member. rc_hub_send may

@@ -19,7 +19,7 @@
 #include "common/htab.h"
 #include "common/list.h"
 #include "gateway/conn.h"
-#include "gateway/msg.h"
+#include "common/msg.h"
 
 #define RC_ROOM_MAX 128 /* bytes of a room name */
 
@@ -58,10 +58,10 @@ typedef struct rc_hub_ops {
     /* c passed its queue bound: the hub has emptied its queue; the callee
      * closes it (4009). Must not free c now (STYLE rule 7). */
     void (*slow)(void *ctx, rc_conn_t *c);
-    /* The first local member joined / the last one left. room is valid for
-     * the call only. */
-    void (*room_open)(void *ctx, const rc_room_t *room);
-    void (*room_close)(void *ctx, const rc_room_t *room);
+    /* The first local member joined / the last one left. room is borrowed:
+     * valid from room_open until room_close returns. */
+    void (*room_open)(void *ctx, rc_room_t *room);
+    void (*room_close)(void *ctx, rc_room_t *room);
     /* A member with a pending op (m->pending) is leaving: forget it. */
     void (*cancel)(void *ctx, rc_member_t *m);
 } rc_hub_ops_t;
@@ -100,6 +100,8 @@ rc_room_t *rc_hub_room(const rc_hub_t *hub, const char *name);
  * seq (no duplicates at the history/live seam). Members that pass their
  * queue bound are reported with ops->slow. Returns the number queued. */
 size_t rc_hub_deliver(rc_hub_t *hub, const char *room, rc_msg_t *m);
+/* The same for a room already in hand (the adapter's token): no lookup. */
+size_t rc_hub_deliver_room(rc_hub_t *hub, rc_room_t *room, rc_msg_t *m);
 
 /* Queue m (borrowed) to one connection, with the same bound and callbacks.
  * RC_ELIMIT when that made it a slow consumer. */

@@ -21,8 +21,6 @@
 #include <libwebsockets.h>
 
 #include "adapter/adapter.h"
-#include "adapter/local.h"
-#include "adapter/redis.h"
 #include "auth/auth.h"
 #include "auth/sealed.h"
 #include "common/log.h"
@@ -285,13 +283,13 @@ static void hub_slow(void *ctx, rc_conn_t *c)
         lws_cancel_service(n->lws);
 }
 
-static void hub_room_open(void *ctx, const rc_room_t *room)
+static void hub_room_open(void *ctx, rc_room_t *room)
 {
     rc_node_t *n = ctx;
-    n->adapter->ops->room_open(n->adapter, room->name);
+    n->adapter->ops->room_open(n->adapter, room->name, room);
 }
 
-static void hub_room_close(void *ctx, const rc_room_t *room)
+static void hub_room_close(void *ctx, rc_room_t *room)
 {
     rc_node_t *n = ctx;
     if (n->adapter) /* NULL once the node stopped */
@@ -308,10 +306,10 @@ static const rc_hub_ops_t hub_ops = {
     .cancel = hub_cancel,
 };
 
-static void on_adapter_deliver(void *ctx, const char *room, rc_msg_t *m)
+static void on_adapter_deliver(void *ctx, void *token, rc_msg_t *m)
 {
     rc_node_t *n = ctx;
-    n->metrics.deliveries += rc_hub_deliver(n->hub, room, m);
+    n->metrics.deliveries += rc_hub_deliver_room(n->hub, token, m);
 }
 
 static void on_adapter_state(void *ctx, bool up)
@@ -1700,6 +1698,17 @@ void rc_node_drain(rc_node_t *n)
 
 /* ------------------------------------------------------- admin routes */
 
+/* An adapter's metric, as Prometheus text into the rc_buf_t at ctx. */
+static void emit_metric(void *ctx, rc_metric_kind_t kind, const char *name,
+                        const char *help, uint64_t value)
+{
+    rc_buf_printf(ctx,
+                  "# HELP roomcast_%s %s\n# TYPE roomcast_%s %s\n"
+                  "roomcast_%s %" PRIu64 "\n",
+                  name, help, name,
+                  kind == RC_METRIC_COUNTER ? "counter" : "gauge", name, value);
+}
+
 static void render_metrics(rc_node_t *n, rc_buf_t *b)
 {
     const rc_metrics_t *m = &n->metrics;
@@ -1802,7 +1811,7 @@ static void render_metrics(rc_node_t *n, rc_buf_t *b)
                   m->lat_sum_s);
     rc_buf_printf(b, "roomcast_publish_deliver_seconds_count %" PRIu64 "\n",
                   m->lat_count);
-    n->adapter->ops->metrics(n->adapter, b);
+    n->adapter->ops->metrics(n->adapter, emit_metric, b);
 #undef G
 #undef C
 }
@@ -2011,8 +2020,8 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     }
 
     n->hub = rc_hub_create(&hub_ops, n, &limits);
-    if (cfg->redis_url) {
-        rc_redis_config_t rcfg = {
+    {
+        rc_adapter_config_t acfg = {
             .url = cfg->redis_url,
             .prefix = cfg->key_prefix,
             .node_id = cfg->node_id,
@@ -2021,12 +2030,9 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
             .max_publish = cfg->max_publish,
             .unsubscribe_delay_ms = 2000,
         };
-        n->adapter = rc_redis_create(loop, &sink, &rcfg, err, errlen);
+        n->adapter = rc_adapter_create(loop, &sink, &acfg, err, errlen);
         if (!n->adapter)
             goto fail;
-    } else {
-        n->adapter = rc_local_create(loop, &sink, cfg->history_size,
-                                     cfg->history_ttl_ms);
     }
 
     uv_timer_init(loop, &n->hb_timer);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "gateway/msg.h"
+#include "common/msg.h"
 
 #define RC_OUTQ_INLINE 4
 

@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
-#include "gateway/msg.h"
+#include "common/msg.h"
 
 typedef enum rc_op {
     RC_OP_AUTH = 1,

@@ -665,6 +665,15 @@ static void test_string_checks(void **state)
     load_fails(fx, ARGS("--node-id=a b"), ARGS(SECRET_ENV), "node_id", NULL);
     load_fails(fx, ARGS("--redis-url=http://h"), ARGS(SECRET_ENV), "redis_url",
                NULL);
+    /* Refused at start, not deep in the adapter when it first connects. */
+    load_fails(fx, ARGS("--redis-url=redis://h:99999"), ARGS(SECRET_ENV),
+               "redis_url", NULL);
+    load_fails(fx, ARGS("--redis-url=redis://"), ARGS(SECRET_ENV), "redis_url",
+               NULL);
+    load_fails(fx, ARGS("--key-prefix=a{b"), ARGS(SECRET_ENV), "key_prefix",
+               NULL);
+    load_fails(fx, ARGS("--key-prefix=a'b"), ARGS(SECRET_ENV), "key_prefix",
+               NULL);
     load_ok(fx, ARGS("--key-prefix="), ARGS(SECRET_ENV));
     assert_string_equal(fx->cfg->key_prefix, "");
     /* An empty value unsets an optional key given by an earlier source. */

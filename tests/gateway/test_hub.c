@@ -72,7 +72,7 @@ static void on_slow(void *ctx, rc_conn_t *c)
         fx->slow[i]++;
 }
 
-static void on_room_open(void *ctx, const rc_room_t *room)
+static void on_room_open(void *ctx, rc_room_t *room)
 {
     fixture_t *fx = ctx;
 
@@ -82,7 +82,7 @@ static void on_room_open(void *ctx, const rc_room_t *room)
     memcpy(fx->last_open, room->name, (size_t)room->len + 1);
 }
 
-static void on_room_close(void *ctx, const rc_room_t *room)
+static void on_room_close(void *ctx, rc_room_t *room)
 {
     fixture_t *fx = ctx;
 

@@ -2,10 +2,6 @@
 # (STYLE rule 14), no sockets. Include from tests/gateway/CMakeLists.txt;
 # paths are relative to this file.
 # SPDX-License-Identifier: MIT
-add_executable(test_msg ${CMAKE_CURRENT_LIST_DIR}/test_msg.c)
-target_link_libraries(test_msg PRIVATE rc_gateway PkgConfig::CMOCKA)
-add_test(NAME test_msg COMMAND test_msg)
-
 add_executable(test_outq ${CMAKE_CURRENT_LIST_DIR}/test_outq.c)
 target_link_libraries(test_outq PRIVATE rc_gateway PkgConfig::CMOCKA)
 add_test(NAME test_outq COMMAND test_outq)

@@ -1,6 +1,6 @@
 /* Refcounted, pre-framed WebSocket messages.
  * SPDX-License-Identifier: MIT */
-#include "gateway/msg.h"
+#include "common/msg.h"
 
 #include <stdlib.h>
 #include <string.h>

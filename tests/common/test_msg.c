@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/mem.h"
-#include "gateway/msg.h"
+#include "common/msg.h"
 
 #define SENTINEL 0xa5
 
