@@ -321,3 +321,36 @@ test("requests in flight when the link drops reject exactly once; the room is re
     await cl.stop();
   }
 });
+
+test("watchdog: a silent node (SIGSTOP) is given up after two heartbeats", T(40), async () => {
+  const cl = new Cluster();
+  const cs = [];
+  let a;
+  try {
+    await cl.redis();
+    a = await cl.node("A", { heartbeat_ms: 400 });
+    const b = await cl.node("B", { heartbeat_ms: 400 });
+    const c = client([a.url, b.url]);
+    cs.push(c);
+    const got = collect(c.room("w"));
+    await c.room("w").join();
+    assert.equal(c.node, "A");
+    assert.equal(c.heartbeatMs, 400);
+    await sleep(1500); // idle but alive: pings keep it up
+    assert.deepEqual(c.states.filter((s) => s === "disconnected"), []);
+    a.signal("SIGSTOP"); // the TCP link stays up, nothing more arrives
+    const t0 = Date.now();
+    await waitUntil(() => c.state === "connected" && c.node === "B", 10000, "moved to B");
+    const took = Date.now() - t0;
+    assert.ok(took < 3000, `dead link noticed in ${took} ms`);
+    assert.ok(c.errors.some((e) => e.code === "timeout"), String(c.errors));
+    const pub = client(b.url);
+    cs.push(pub);
+    const seq = await pub.room("w").publish("on B");
+    await waitUntil(() => got.seqs.includes(seq), 5000, "message on B");
+  } finally {
+    try { a?.signal("SIGCONT"); } catch { /* gone */ }
+    cs.forEach((c) => c.close());
+    await cl.stop();
+  }
+});
