@@ -136,7 +136,8 @@ static void on_closed(uv_handle_t *h)
 
     /* libuv has run every write and connect callback by now. */
     free_lists(l);
-    redisReaderFree(l->reader);
+    if (l->reader)
+        redisReaderFree(l->reader);
     l->reader = NULL;
     l->state = ST_CLOSED;
     if (!l->destroyed && l->cbs.on_close) {
@@ -581,7 +582,8 @@ rc_sublink_t *rc_sublink_create(uv_loop_t *loop, const rc_sublink_cfg_t *cfg,
     l->state = ST_CONNECTING;
     l->reader = redisReaderCreate();
     if (!l->reader || uv_tcp_init(loop, &l->tcp) != 0) {
-        redisReaderFree(l->reader);
+        if (l->reader)
+            redisReaderFree(l->reader);
         free(l);
         return NULL;
     }
