@@ -44,7 +44,7 @@ typedef struct rc_sublink rc_sublink_t; /* defined in sublink.c */
 typedef struct rc_sublink_cfg {
     const char *ip;       /* numeric IPv4 or IPv6; borrowed, copied */
     uint16_t port;        /* host order */
-    const char *user;     /* NULL: `AUTH password` (default user) */
+    const char *user;     /* NULL: `AUTH password`; borrowed, copied */
     const char *password; /* NULL: no AUTH; borrowed, copied */
     /* Bytes of commands not yet handed to the kernel; past it the link
      * closes (on_close "outbound buffer full"). 0: the default. */
