@@ -472,6 +472,30 @@ static void test_unknown_name(void **state)
     finish(&o, &loop);
 }
 
+static void test_hostname(void **state)
+{
+    char url[600];
+    uv_loop_t loop;
+    obs_t o;
+
+    (void)state;
+    /* A name is resolved off the loop (uv_getaddrinfo) first. */
+    snprintf(url, sizeof(url), "redis-sentinel://localhost:%d#m", E.sport[0]);
+    uv_loop_init(&loop);
+    start_finder(&o, &loop, url, NULL);
+    o.want_port = E.mport;
+    assert_true(run_for(&loop, 5000));
+    assert_int_equal(o.masters, 1);
+    rc_sentinel_destroy(o.s);
+    /* Destroyed while the resolution is in flight: its answer comes back
+     * to nobody, and nothing leaks. */
+    start_finder(&o, &loop, url, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the round starts: getaddrinfo queued */
+    finish(&o, &loop);
+    assert_int_equal(o.masters, 0);
+    assert_int_equal(o.losts, 0);
+}
+
 static void on_destroy_timer(uv_timer_t *t)
 {
     obs_t *o = t->data;
@@ -742,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_destroy_in_callback),
         cmocka_unit_test(test_first_sentinel_down),
         cmocka_unit_test(test_unknown_name),
+        cmocka_unit_test(test_hostname),
         cmocka_unit_test(test_destroy_in_flight),
         cmocka_unit_test(test_resolve_sync),
         cmocka_unit_test(test_master_killed),
