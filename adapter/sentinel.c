@@ -483,7 +483,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *pd)
         r->element[2]->str[n] != ' ')
         return;
     rc_log(RC_LOG_INFO, "sentinel_switch", "event=\"%s\"", r->element[2]->str);
-    rc_sentinel_recheck(s);
+    /* A round in flight may be waiting on the dead master (hiredis 0.14's
+     * libuv adapter does not report a refused connect, so that costs a step
+     * timeout): drop it and start over at the sentinel that just spoke. */
+    step_clear(s);
+    s->step = STEP_IDLE;
+    s->again = false;
+    s->start = s->sub_idx;
+    schedule(s, 0);
 }
 
 /* ----------------------------------------------------------- lifecycle */
