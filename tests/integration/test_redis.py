@@ -7,16 +7,13 @@
 # SPDX-License-Identifier: MIT
 import asyncio
 import json
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 
-from harness import (PREFIX, REPO, Checks, Publisher, Timeout, assert_no_msgs,
+from harness import (PREFIX, Checks, Publisher, Timeout, assert_no_msgs,
                      close_all, connect, drain_frames, err, expect_close, ok,
                      recv_json, recv_msgs, request, run, run_cli, wait_until)
 
@@ -976,44 +973,6 @@ def test_silent_pubsub_link_found_by_probe(redis, nodes):
         if a is not None and a.proc is not None:
             a.stop()
         proxy.close()
-
-
-def test_example_publish_py(redis, rnodes):
-    """clients/examples/publish.py: durable (prints the seq) and ephemeral,
-    with nothing but the standard library."""
-    a = rnodes("A")
-    example = str(REPO / "clients" / "examples" / "publish.py")
-    env = dict(os.environ, ROOMCAST_REDIS_URL=redis.url)
-
-    def py(*args):
-        p = subprocess.run([sys.executable, example, *args], env=env,
-                           capture_output=True, text=True, timeout=15)
-        return p.returncode, p.stdout, p.stderr
-
-    async def main():
-        c = await connect(a, a.mint("c", **ALL))
-        await ok(c, "join", room="chat:lobby")
-        rc, out, errs = py()  # the demo
-        assert rc == 0, errs
-        assert "reached 1 node" in out, out
-        got = await recv_msgs(c, 2)
-        assert got[0]["data"] == {"from": "bot", "text": "hello"}
-        assert isinstance(got[0]["seq"], int)
-        assert got[1] == {"op": "msg", "room": "chat:lobby",
-                          "data": {"typing": "bot"}}
-        rc, out, errs = py("chat:lobby", '{"text": "hi"}')
-        assert rc == 0 and int(out) == got[0]["seq"] + 1, (out, errs)
-        rc, out, errs = py("chat:lobby", '"typing"', "--ephemeral")
-        assert rc == 0 and out.strip() == "1", (out, errs)
-        rc, out, errs = py("chat:lobby", "{nope")
-        assert rc == 2, (rc, out, errs)
-        got = await recv_msgs(c, 2)
-        assert [g.get("seq") for g in got] == [int(got[0]["seq"]), None]
-        assert [g["data"] for g in got] == [{"text": "hi"}, "typing"]
-        await assert_no_msgs(c, 0.3)
-        await close_all([c])
-
-    run(main(), 30)
 
 
 def test_stop_while_redis_is_down_exits_clean(redis, rnodes):
