@@ -51,7 +51,7 @@ export async function waitUntil(pred, timeoutMs, what = "condition", everyMs = 2
   }
 }
 
-function tcpOpen(port) {
+export function tcpOpen(port) {
   return new Promise((res) => {
     const c = createConnection({ port, host: "127.0.0.1" }, () => { c.destroy(); res(true); });
     c.on("error", () => res(false));
@@ -68,7 +68,7 @@ async function httpStatus(url, method = "GET") {
   }
 }
 
-class Proc {
+export class Proc {
   constructor(dir, name, cmd, args) {
     this.dir = dir;
     this.name = name;
@@ -138,6 +138,15 @@ export class Cluster {
       if (!p.running()) throw new Error(`${name} exited ${p.code}:\n${p.log()}`);
       return (await httpStatus(`http://127.0.0.1:${admin}/readyz`)) === 200;
     }, 10000, `${name} /readyz 200`);
+    return p;
+  }
+
+  /** Start another process (a balancer, say) stopped with the cluster:
+   * stop() ends processes in reverse order, so one started after the nodes
+   * goes first. */
+  spawn(name, cmd, args) {
+    const p = new Proc(this.dir, name, cmd, args);
+    this.procs.push(p);
     return p;
   }
 
