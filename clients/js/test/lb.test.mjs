@@ -213,6 +213,7 @@ test("HAProxy: node A drains under publish load; its JS clients move through HAP
     const cl = new Cluster();
     const cs = [];
     let resp;
+    const stop = { v: false };
     try {
       await cl.redis();
       const flags = { history_size: 10000, drain_window_ms: 4000, drain_timeout_ms: 20000 };
@@ -249,7 +250,6 @@ test("HAProxy: node A drains under publish load; its JS clients move through HAP
       // from before the SIGTERM to after A is gone
       resp = new Resp(cl.redisPort);
       const acc = []; // {k, room, seq} in publish order
-      const stop = { v: false };
       const publisher = (async () => {
         for (let k = 0; !stop.v; k++) {
           const room = ROOMS[k % 2];
@@ -257,6 +257,7 @@ test("HAProxy: node A drains under publish load; its JS clients move through HAP
           await sleep(10);
         }
       })();
+      publisher.catch(() => {}); // awaited below; a failure is thrown there
       await sleep(1000);
       const t0 = Date.now();
       a.signal("SIGTERM");
@@ -319,6 +320,7 @@ test("HAProxy: node A drains under publish load; its JS clients move through HAP
       assert.ok(downAfter !== undefined, "haproxy never marked A DOWN");
       assert.ok(hp.running(), "haproxy still up");
     } finally {
+      stop.v = true;
       cs.forEach((c) => c.close());
       resp?.close();
       await cl.stop();
