@@ -1,10 +1,11 @@
 /* roomcast: the command-line companion of roomcastd. main() only dispatches
  * to a subcommand (`token`, `publish`, `nodes`, `drain`), each of which
- * parses its own flags. Exit status: 0 done, 1 failed, 2 bad arguments
- * (message on stderr). The Redis commands talk to Redis with the synchronous
- * hiredis API: a CLI may block.
- * SPDX-License-Identifier: MIT */
+ * parses its own flags with getopt_long (cli_next()). Exit status: 0 done, 1
+ * failed, 2 bad arguments (message on stderr). The Redis commands talk to Redis
+ * with the synchronous hiredis API: a CLI may block. SPDX-License-Identifier:
+ * MIT */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth.h"
+#include "common/keys.h"
 #include "common/mem.h"
 #include "common/redis_url.h"
 
@@ -58,28 +60,92 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
-/* Matches "--name value" and "--name=value". Returns 1 with *val set, 0 when
- * arg is another option, -1 (message printed) when the value is missing. */
-static int opt_value(const char *name, int argc, char **argv, int *i,
-                     const char **val)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
+/* Options: long ones ("--name value", "--name=value") and -h. Every other
+ * word is a positional argument, also one that starts with a single '-':
+ * "-5" is JSON data, "-" is stdin, "-x" may be a node id. getopt_long
+ * would read such a word as short options, so it parses a copy of argv in
+ * which those words are masked, in RETURN_IN_ORDER mode ("-" first in the
+ * optstring: no permutation, words come back in place), and a word is read
+ * back from the real argv by its index. */
+enum {
+    CLI_END = -1,     /* no more arguments */
+    CLI_BAD = -2,     /* a value is missing (message printed) */
+    CLI_UNKNOWN = -3, /* *val: an option that is not one of the command's */
+    CLI_WORD = 1,     /* *val: a positional argument (getopt's in-order 1) */
+    CLI_HELP = 'h',
+};
 
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *val = arg + n + 1;
-        return 1;
+typedef struct cli_args {
+    int argc;
+    char **argv;   /* borrowed; argv[0] is the subcommand name */
+    char **masked; /* owned: what getopt_long sees */
+    const struct option *opts;
+    int rest; /* after "--": the next word, or 0 */
+} cli_args_t;
+
+static void cli_begin(cli_args_t *g, int argc, char **argv,
+                      const struct option *opts)
+{
+    static char masked_word[] = "word";
+
+    g->argc = argc;
+    g->argv = argv;
+    g->opts = opts;
+    g->rest = 0;
+    g->masked = rc_xcalloc((size_t)argc + 1, sizeof(*g->masked));
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool short_like =
+            i > 0 && a[0] == '-' && a[1] && a[1] != '-' && strcmp(a, "-h") != 0;
+        g->masked[i] = short_like ? masked_word : argv[i];
     }
-    if (arg[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "roomcast %s: %s needs a value\n", argv[0], name);
-        return -1;
+    optind = 0; /* glibc: start over (a fresh scan of this argv) */
+    opterr = 0; /* the commands print their own messages */
+}
+
+static void cli_end(cli_args_t *g)
+{
+    free(g->masked);
+    g->masked = NULL;
+}
+
+/* The next option (its val), word, or CLI_END/CLI_BAD/CLI_UNKNOWN. *val is
+ * the option's value, the word, or the unknown option (borrowed from
+ * argv). */
+static int cli_next(cli_args_t *g, const char **val)
+{
+    int c;
+
+    *val = NULL;
+    if (g->rest) {
+        if (g->rest >= g->argc)
+            return CLI_END;
+        *val = g->argv[g->rest++];
+        return CLI_WORD;
     }
-    *val = argv[++*i];
-    return 1;
+    c = getopt_long(g->argc, g->masked, "-:h", g->opts, NULL);
+    switch (c) {
+    case -1:
+        /* The end, or "--": every word after it is positional. */
+        if (optind < g->argc) {
+            g->rest = optind;
+            return cli_next(g, val);
+        }
+        return CLI_END;
+    case CLI_WORD:
+        *val = g->argv[optind - 1];
+        return CLI_WORD;
+    case ':':
+        fprintf(stderr, "roomcast %s: %s needs a value\n", g->argv[0],
+                g->argv[optind - 1]);
+        return CLI_BAD;
+    case '?':
+        *val = g->argv[optind - 1];
+        return CLI_UNKNOWN;
+    default:
+        *val = optarg;
+        return c;
+    }
 }
 
 /* Reads the secret file as roomcastd reads jwt_secret_file: its bytes, less
@@ -136,6 +202,32 @@ static void token_usage(FILE *f)
             "trailing newline is dropped; \"-\" is stdin).\n");
 }
 
+enum {
+    OPT_SECRET = 256,
+    OPT_SECRET_FILE,
+    OPT_ALG,
+    OPT_SUB,
+    OPT_ROOMS,
+    OPT_PUB,
+    OPT_TTL,
+    OPT_REDIS,
+    OPT_PREFIX,
+    OPT_EPHEMERAL,
+    OPT_JSON,
+};
+
+static const struct option token_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"secret", required_argument, NULL, OPT_SECRET},
+    {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+    {"alg", required_argument, NULL, OPT_ALG},
+    {"sub", required_argument, NULL, OPT_SUB},
+    {"rooms", required_argument, NULL, OPT_ROOMS},
+    {"pub", required_argument, NULL, OPT_PUB},
+    {"ttl", required_argument, NULL, OPT_TTL},
+    {NULL, 0, NULL, 0},
+};
+
 static int cmd_token(int argc, char **argv)
 {
     const char *alg = "HS256", *secret = NULL, *secret_file = NULL;
@@ -146,34 +238,43 @@ static int cmd_token(int argc, char **argv)
     unsigned char *file_secret = NULL;
     char err[160], *tok = NULL, *end;
     long long ttl;
-    int rc = RC_EXIT_USAGE, m;
+    int rc = RC_EXIT_USAGE, opt;
+    cli_args_t g;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+    cli_begin(&g, argc, argv, token_opts);
+    while ((opt = cli_next(&g, &val)) != CLI_END) {
+        switch (opt) {
+        case CLI_HELP:
             token_usage(stdout);
             rc = RC_EXIT_OK;
             goto done;
-        }
-        if ((m = opt_value("--secret-file", argc, argv, &i, &val)) != 0)
+        case OPT_SECRET_FILE:
             secret_file = val;
-        else if ((m = opt_value("--secret", argc, argv, &i, &val)) != 0)
+            break;
+        case OPT_SECRET:
             secret = val;
-        else if ((m = opt_value("--alg", argc, argv, &i, &val)) != 0)
+            break;
+        case OPT_ALG:
             alg = val;
-        else if ((m = opt_value("--sub", argc, argv, &i, &val)) != 0)
+            break;
+        case OPT_SUB:
             sub = val;
-        else if ((m = opt_value("--rooms", argc, argv, &i, &val)) != 0)
+            break;
+        case OPT_ROOMS:
             rooms[nrooms++] = val;
-        else if ((m = opt_value("--pub", argc, argv, &i, &val)) != 0)
+            break;
+        case OPT_PUB:
             pub[npub++] = val;
-        else if ((m = opt_value("--ttl", argc, argv, &i, &val)) != 0)
+            break;
+        case OPT_TTL:
             ttl_arg = val;
-        else {
-            fprintf(stderr, "roomcast token: unknown argument '%s'\n", argv[i]);
+            break;
+        case CLI_BAD:
+            goto usage;
+        default: /* a word, or an unknown option */
+            fprintf(stderr, "roomcast token: unknown argument '%s'\n", val);
             goto usage;
         }
-        if (m < 0)
-            goto usage;
     }
 
     if (!!secret == !!secret_file) {
@@ -230,6 +331,7 @@ done:
     }
     free(rooms);
     free(pub);
+    cli_end(&g);
     return rc;
 }
 
@@ -262,14 +364,17 @@ static void cli_redis_defaults(cli_redis_t *o)
     o->prefix = RC_CLI_DEFAULT_PREFIX;
 }
 
-/* The options every Redis subcommand shares. Returns as opt_value(). */
-static int cli_redis_opt(cli_redis_t *o, int argc, char **argv, int *i)
+/* Takes --redis and --prefix, which every Redis subcommand has; false when
+ * opt is another option. */
+static bool cli_redis_opt(cli_redis_t *o, int opt, const char *val)
 {
-    int m;
-
-    if ((m = opt_value("--redis", argc, argv, i, &o->url)) != 0)
-        return m;
-    return opt_value("--prefix", argc, argv, i, &o->prefix);
+    if (opt == OPT_REDIS)
+        o->url = val;
+    else if (opt == OPT_PREFIX)
+        o->prefix = val;
+    else
+        return false;
+    return true;
 }
 
 /* PROTOCOL section 2: 1..128 bytes of A-Z a-z 0-9 _ - . : / @ */
@@ -459,51 +564,57 @@ static void publish_usage(FILE *f)
             RC_CLI_DEFAULT_REDIS, RC_CLI_DEFAULT_PREFIX);
 }
 
+static const struct option publish_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"ephemeral", no_argument, NULL, OPT_EPHEMERAL},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {NULL, 0, NULL, 0},
+};
+
 static int cmd_publish(int argc, char **argv)
 {
     cli_redis_t o;
     rc_redis_url_t u;
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0, m, rc = RC_EXIT_USAGE;
-    bool ephemeral = false, opts_done = false;
-    char *stdin_data = NULL, *chan = NULL;
+    const char *pos[2] = {NULL, NULL}, *val;
+    int npos = 0, opt, rc = RC_EXIT_USAGE;
+    bool ephemeral = false;
+    char *stdin_data = NULL, chan[RC_KEYS_MAX];
     const char *data;
     size_t dlen;
     json_error_t jerr;
     json_t *j;
     redisContext *c = NULL;
     redisReply *rep = NULL;
+    cli_args_t g;
 
     cli_redis_defaults(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        /* Only "--" options: "-5" and "-" are data. */
-        if (!opts_done && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+    cli_begin(&g, argc, argv, publish_opts);
+    while ((opt = cli_next(&g, &val)) != CLI_END) {
+        if (cli_redis_opt(&o, opt, val))
+            continue;
+        switch (opt) {
+        case CLI_HELP:
             publish_usage(stdout);
-            return RC_EXIT_OK;
-        }
-        if (!opts_done && !strcmp(a, "--")) {
-            opts_done = true;
-            continue;
-        }
-        if (!opts_done && !strcmp(a, "--ephemeral")) {
+            rc = RC_EXIT_OK;
+            goto done;
+        case OPT_EPHEMERAL:
             ephemeral = true;
-            continue;
-        }
-        if (!opts_done && !strncmp(a, "--", 2)) {
-            if ((m = cli_redis_opt(&o, argc, argv, &i)) < 0)
-                goto usage;
-            if (m == 0) {
-                fprintf(stderr, "roomcast publish: unknown option '%s'\n", a);
+            break;
+        case CLI_WORD:
+            if (npos == 2) {
+                fprintf(stderr, "roomcast publish: unexpected argument '%s'\n",
+                        val);
                 goto usage;
             }
-            continue;
-        }
-        if (npos == 2) {
-            fprintf(stderr, "roomcast publish: unexpected argument '%s'\n", a);
+            pos[npos++] = val;
+            break;
+        case CLI_UNKNOWN:
+            fprintf(stderr, "roomcast publish: unknown option '%s'\n", val);
+            goto usage;
+        default:
             goto usage;
         }
-        pos[npos++] = a;
     }
     if (npos != 2) {
         fprintf(stderr, "roomcast publish: ROOM and JSON are required\n");
@@ -549,10 +660,11 @@ static int cmd_publish(int argc, char **argv)
     }
     rc = RC_EXIT_FAIL;
     if (ephemeral) {
-        const char *av[3] = {"PUBLISH", NULL, data};
+        const char *av[3] = {"PUBLISH", chan, data};
         size_t lens[3] = {7, 0, dlen};
-        chan = strprintf("%s{%s}", o.prefix, pos[0]);
-        av[1] = chan;
+        /* prefix and room are checked: it fits */
+        if (rc_keys_room(chan, sizeof(chan), o.prefix, pos[0]) != RC_OK)
+            goto done;
         lens[1] = strlen(chan);
         rep = cli_cmd(c, "publish", 3, av, lens);
         if (!rep)
@@ -599,26 +711,9 @@ done:
         freeReplyObject(rep);
     if (c)
         redisFree(c);
-    free(chan);
     free(stdin_data);
+    cli_end(&g);
     return rc;
-}
-
-/* "roomcast:" -> "roomcast:node:*" with glob characters of the prefix
- * escaped, for SCAN MATCH. Owned. */
-static char *registry_pattern(const char *prefix)
-{
-    size_t n = strlen(prefix);
-    char *pat = rc_xmalloc(2 * n + sizeof("node:*"));
-    char *q = pat;
-
-    for (const char *p = prefix; *p; p++) {
-        if (strchr("*?[]^-\\", *p))
-            *q++ = '\\';
-        *q++ = *p;
-    }
-    memcpy(q, "node:*", sizeof("node:*"));
-    return pat;
 }
 
 static int64_t wall_ms_now(void)
@@ -654,23 +749,23 @@ static char *json_field_str(json_t *o, const char *key)
 
 /* Fills row from the key's name and its value (which may be gone: the
  * entry expired between SCAN and GET). Returns false to skip it. */
-static bool row_fill(node_row_t *row, const char *key, size_t prefix_len,
+static bool row_fill(node_row_t *row, const char *key, const char *prefix,
                      const redisReply *val, int64_t now)
 {
+    const char *id = rc_keys_node_id_of(prefix, key);
     json_t *ts;
 
     memset(row, 0, sizeof(*row));
-    if (val->type != REDIS_REPLY_STRING)
+    if (val->type != REDIS_REPLY_STRING || !id)
         return false;
     row->obj = json_loadb(val->str, val->len, 0, NULL);
     if (!json_is_object(row->obj)) {
         /* Not ours, or damaged: show it, do not hide it. */
         json_decref(row->obj);
-        row->obj = json_pack("{s:s, s:s}", "id", key + prefix_len + 5, "state",
-                             "invalid");
+        row->obj = json_pack("{s:s, s:s}", "id", id, "state", "invalid");
     }
     if (!json_is_string(json_object_get(row->obj, "id")))
-        json_object_set_new(row->obj, "id", json_string(key + prefix_len + 5));
+        json_object_set_new(row->obj, "id", json_string(id));
     ts = json_object_get(row->obj, "ts");
     if (json_is_integer(ts))
         json_object_set_new(row->obj, "age_ms",
@@ -722,6 +817,14 @@ static void print_cell(const char *s, int width, bool last)
         printf("%-*s  ", width, s);
 }
 
+static const struct option nodes_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {NULL, 0, NULL, 0},
+};
+
 static int cmd_nodes(int argc, char **argv)
 {
     static const char *const head[6] = {"ID",    "ADDR",  "STATE",
@@ -729,28 +832,33 @@ static int cmd_nodes(int argc, char **argv)
     cli_redis_t o;
     rc_redis_url_t u;
     bool as_json = false;
-    int m, rc = RC_EXIT_USAGE, width[6];
-    char **keys = NULL, *pattern = NULL, cursor[32] = "0";
-    size_t nkeys = 0, capkeys = 0, nrows = 0, plen;
+    int opt, rc = RC_EXIT_USAGE, width[6];
+    char **keys = NULL, pattern[RC_KEYS_MAX], cursor[32] = "0";
+    const char *val;
+    size_t nkeys = 0, capkeys = 0, nrows = 0;
     node_row_t *rows = NULL;
     redisContext *c = NULL;
     redisReply *rep = NULL;
     int64_t now;
+    cli_args_t g;
 
     cli_redis_defaults(&o);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            nodes_usage(stdout);
-            return RC_EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--json")) {
-            as_json = true;
+    cli_begin(&g, argc, argv, nodes_opts);
+    while ((opt = cli_next(&g, &val)) != CLI_END) {
+        if (cli_redis_opt(&o, opt, val))
             continue;
-        }
-        if ((m = cli_redis_opt(&o, argc, argv, &i)) < 0)
+        switch (opt) {
+        case CLI_HELP:
+            nodes_usage(stdout);
+            rc = RC_EXIT_OK;
+            goto done;
+        case OPT_JSON:
+            as_json = true;
+            break;
+        case CLI_BAD:
             goto usage;
-        if (m == 0) {
-            fprintf(stderr, "roomcast nodes: unknown argument '%s'\n", argv[i]);
+        default: /* a word, or an unknown option */
+            fprintf(stderr, "roomcast nodes: unknown argument '%s'\n", val);
             goto usage;
         }
     }
@@ -763,7 +871,9 @@ static int cmd_nodes(int argc, char **argv)
 
     /* SCAN, not KEYS: it never blocks a busy Redis. It may return a key
      * twice, so duplicates are skipped. */
-    pattern = registry_pattern(o.prefix);
+    /* a checked prefix (64 bytes at most) always fits */
+    if (rc_keys_registry_pattern(pattern, sizeof(pattern), o.prefix) != RC_OK)
+        goto done;
     do {
         const char *av[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         size_t lens[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
@@ -809,7 +919,6 @@ static int cmd_nodes(int argc, char **argv)
 
     rows = rc_xcalloc(nkeys ? nkeys : 1, sizeof(*rows));
     now = wall_ms_now();
-    plen = strlen(o.prefix);
     for (size_t k = 0; k < nkeys; k++) {
         const char *av[2] = {"GET", keys[k]};
         size_t lens[2] = {3, strlen(keys[k])};
@@ -821,7 +930,7 @@ static int cmd_nodes(int argc, char **argv)
                     rep->str);
             goto done;
         }
-        if (row_fill(&rows[nrows], keys[k], plen, rep, now))
+        if (row_fill(&rows[nrows], keys[k], o.prefix, rep, now))
             nrows++;
         freeReplyObject(rep);
         rep = NULL;
@@ -877,7 +986,7 @@ done:
     for (size_t k = 0; k < nkeys; k++)
         free(keys[k]);
     free(keys);
-    free(pattern);
+    cli_end(&g);
     return rc;
 }
 
@@ -894,37 +1003,47 @@ static void drain_usage(FILE *f)
             RC_CLI_DEFAULT_REDIS, RC_CLI_DEFAULT_PREFIX);
 }
 
+static const struct option drain_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {NULL, 0, NULL, 0},
+};
+
 static int cmd_drain(int argc, char **argv)
 {
     cli_redis_t o;
     rc_redis_url_t u;
-    const char *node = NULL;
-    int m, rc = RC_EXIT_USAGE;
-    char *chan = NULL;
+    const char *node = NULL, *val;
+    int opt, rc = RC_EXIT_USAGE;
+    char chan[RC_KEYS_MAX];
     redisContext *c = NULL;
     redisReply *rep = NULL;
+    cli_args_t g;
 
     cli_redis_defaults(&o);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+    cli_begin(&g, argc, argv, drain_opts);
+    while ((opt = cli_next(&g, &val)) != CLI_END) {
+        if (cli_redis_opt(&o, opt, val))
+            continue;
+        switch (opt) {
+        case CLI_HELP:
             drain_usage(stdout);
-            return RC_EXIT_OK;
-        }
-        if (!strncmp(argv[i], "--", 2)) {
-            if ((m = cli_redis_opt(&o, argc, argv, &i)) < 0)
-                goto usage;
-            if (m == 0) {
-                fprintf(stderr, "roomcast drain: unknown option '%s'\n",
-                        argv[i]);
+            rc = RC_EXIT_OK;
+            goto done;
+        case CLI_WORD:
+            if (node) {
+                fprintf(stderr, "roomcast drain: one NODE at a time\n");
                 goto usage;
             }
-            continue;
-        }
-        if (node) {
-            fprintf(stderr, "roomcast drain: one NODE at a time\n");
+            node = val;
+            break;
+        case CLI_UNKNOWN:
+            fprintf(stderr, "roomcast drain: unknown option '%s'\n", val);
+            goto usage;
+        default:
             goto usage;
         }
-        node = argv[i];
     }
     if (!node) {
         fprintf(stderr, "roomcast drain: NODE is required\n");
@@ -943,7 +1062,9 @@ static int cmd_drain(int argc, char **argv)
     c = cli_connect("drain", &u);
     if (!c)
         goto done;
-    chan = strprintf("%sctl:%s", o.prefix, node);
+    /* prefix and node id are checked: it fits */
+    if (rc_keys_ctl(chan, sizeof(chan), o.prefix, node) != RC_OK)
+        goto done;
     {
         const char *av[3] = {"PUBLISH", chan, "drain"};
         size_t lens[3] = {7, strlen(chan), 5};
@@ -976,7 +1097,7 @@ done:
         freeReplyObject(rep);
     if (c)
         redisFree(c);
-    free(chan);
+    cli_end(&g);
     return rc;
 }
 

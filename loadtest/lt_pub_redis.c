@@ -2,9 +2,10 @@
  * redis). No hiredis: one non-blocking TCP socket on the parent's epoll
  * loop, commands written in raw RESP and pipelined:
  *   durable    FCALL roomcast_publish 1 <prefix><room> <data>
- *              (integer reply: the message's seq)
+ *              (the bare-room form; integer reply: the message's seq)
  *   ephemeral  PUBLISH roomcast:{<prefix><room>} <data>   (--ephemeral;
- *              integer reply: subscribers, reported as seq 0)
+ *              integer reply: subscribers, reported as seq 0; the channel
+ *              from common/keys.h with roomcastd's default key_prefix)
  *   socketio   PUBLISH socket.io#/#<prefix><room># <msgpack>   (--proto
  *              socketio): what @socket.io/redis-adapter publishes for
  *              io.to(room).emit("m", data) in namespace "/", with a uid
@@ -15,10 +16,13 @@
  * Replies come back in order, so a ring of the room indexes in flight maps
  * each one to its publish. Only integer, simple-string and error replies
  * are expected; anything else kills the publisher (its error says why).
- * --redis-url redis://HOST:PORT[/...] (IPv4, no AUTH).
+ * --redis-url redis://HOST[:PORT][/db] (read by common/redis_url.h; HOST
+ * a numeric IPv4 address or localhost; no AUTH; the db is not selected).
  * SPDX-License-Identifier: MIT */
 #include "loadtest/lt_pub.h"
 #include "loadtest/lt_msgpack.h"
+#include "common/keys.h"
+#include "common/redis_url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +40,7 @@
 #define RING (1u << 20)              /* publishes in flight, at most */
 #define SCRATCH (LT_MAX_SIZE + 1024) /* one message's data */
 #define SIO_UID "emitter"            /* not any server's uid2(6) */
+#define KEY_PREFIX "roomcast:"       /* roomcastd's default key_prefix */
 
 enum { S_CONNECTING, S_OPEN, S_DEAD };
 
@@ -317,7 +322,7 @@ static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m)
     pub_redis_t *w = of(p);
     const lt_cfg_t *cfg = w->cfg;
     bool sio = cfg->proto == LT_PROTO_SOCKETIO;
-    char name[160], key[200], head[320];
+    char name[160], key[RC_KEYS_MAX], head[640];
     const uint8_t *data = w->scratch;
     size_t len;
     int nl, kl, hl;
@@ -334,8 +339,16 @@ static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m)
         len =
             sio_encode(w->scratch, name, (size_t)nl, w->next_seq[room] + 1, m);
     } else {
-        kl = cfg->ephemeral ? snprintf(key, sizeof(key), "roomcast:{%s}", name)
-                            : snprintf(key, sizeof(key), "%s", name);
+        if (cfg->ephemeral) {
+            /* name is at most 159 bytes: it fits */
+            if (rc_keys_room(key, sizeof(key), KEY_PREFIX, name) != RC_OK) {
+                w->st.skipped++;
+                return RC_ELIMIT;
+            }
+            kl = (int)strlen(key);
+        } else {
+            kl = snprintf(key, sizeof(key), "%s", name);
+        }
         len = lt_pub_data_json((char *)w->scratch, SCRATCH, m);
     }
     if (sio || cfg->ephemeral)
@@ -414,37 +427,20 @@ static const lt_pub_ops_t redis_ops = {
     .destroy = r_destroy,
 };
 
-/* redis://HOST:PORT[/...] -> dst. */
+/* redis://HOST[:PORT][/db] -> dst: HOST a numeric IPv4 address (or
+ * localhost), no user or password. */
 static bool parse_url(const char *url, struct sockaddr_in *dst)
 {
-    char host[64];
-    const char *h, *colon, *end;
-    size_t hl;
-    long port;
-    char *pe;
+    rc_redis_url_t u;
+    const char *host;
 
-    if (!url || strncmp(url, "redis://", 8) != 0)
+    if (!url || rc_redis_url_parse(url, &u) != RC_OK)
         return false;
-    h = url + 8;
-    if (strchr(h, '@'))
+    if (u.user[0] || u.password[0])
         return false; /* no AUTH support */
-    end = h + strcspn(h, "/");
-    colon = memchr(h, ':', (size_t)(end - h));
-    hl = colon ? (size_t)(colon - h) : (size_t)(end - h);
-    if (hl == 0 || hl >= sizeof(host))
-        return false;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    port = 6379;
-    if (colon) {
-        port = strtol(colon + 1, &pe, 10);
-        if (pe != end || port < 1 || port > 65535)
-            return false;
-    }
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
+    host = strcmp(u.host, "localhost") == 0 ? "127.0.0.1" : u.host;
     dst->sin_family = AF_INET;
-    dst->sin_port = htons((uint16_t)port);
+    dst->sin_port = htons((uint16_t)u.port);
     return inet_pton(AF_INET, host, &dst->sin_addr) == 1;
 }
 

@@ -189,6 +189,47 @@ def test_two_nodes_fanout_exactly_once_in_order(redis, rnodes):
     run(main(), 60)
 
 
+def test_publish_by_key_form_is_the_bare_room_form(redis, rnodes):
+    """PROTOCOL.md section 5: FCALL roomcast_publish 1 <prefix>{<room>}
+    <data> (the room's key) numbers, keeps and publishes exactly as the
+    bare-room form: one seq sequence, one history, one channel."""
+    a, b = rnodes("A"), rnodes("B")
+    room = "kf:lobby"
+
+    def publish(key, k):
+        return redis.call("FCALL", "roomcast_publish", "1", key,
+                          json.dumps({"k": k}))
+
+    async def main():
+        ca = await connect(a, a.mint("ca", **ALL))
+        cb = await connect(b, b.mint("cb", **ALL))
+        await ok(ca, "join", room=room)
+        await ok(cb, "join", room=room)
+        seqs = [publish(room, 0), publish(chan(room), 1),
+                publish(room, 2), publish(chan(room), 3)]
+        assert consecutive(seqs), seqs
+        for w in (ca, cb):
+            got = await recv_msgs(w, 4, timeout=5)
+            assert got == [{"op": "msg", "room": room, "seq": s,
+                            "data": {"k": k}}
+                           for k, s in enumerate(seqs)], got
+        # the key form touched the room's own keys, no others
+        assert redis.cli("EXISTS", f"{chan(chan(room))}:meta") == "0"
+        assert redis.cli("LLEN", f"{chan(room)}:hist") == "4"
+        # one history: a join with since replays both forms in order
+        d = await connect(b, b.mint("d", **ALL))
+        r = await ok(d, "join", room=room, since=seqs[0])
+        assert r["recovered"] is True and r["seq"] == seqs[-1], r
+        got = await recv_msgs(d, 3, timeout=5)
+        assert seqs_of(got) == seqs[1:], got
+        # a client publish continues the same sequence
+        r = await ok(ca, "publish", room=room, data="ws")
+        assert r["seq"] == seqs[-1] + 1, r
+        await close_all([ca, cb, d])
+
+    run(main(), 30)
+
+
 # --------------------------------------------------------------------------
 # 2. interest-based subscriptions
 

@@ -1,0 +1,172 @@
+/* What the Redis adapter keeps for the node as a whole: resume sessions
+ * (save a snapshot, take it once through roomcast_resume), the node's
+ * registry entry (Pnode:<id>, for `roomcast nodes`), and the node's own
+ * channels: control commands (Pctl:<id>, `roomcast drain`) and the
+ * liveness probe (Pprobe:<id>).
+ * SPDX-License-Identifier: MIT */
+#include "adapter/redis_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+typedef struct sess_req {
+    redis_adapter_t *r;
+    rc_adapter_session_cb cb;
+    void *arg;
+} sess_req_t;
+
+typedef struct done_req {
+    redis_adapter_t *r;
+    rc_adapter_done_cb cb;
+    void *arg;
+} done_req_t;
+
+/* ----------------------------------------------------------- sessions */
+
+static void on_saved(redisAsyncContext *ac, void *reply, void *pd)
+{
+    done_req_t *q = pd;
+    redisReply *rep = reply;
+    (void)ac;
+
+    rc__redis_cmd_done(q->r);
+    q->cb(q->arg, rep && rep->type != REDIS_REPLY_ERROR ? RC_OK : RC_EBACKEND);
+    free(q);
+}
+
+void rc__redis_session_save(rc_adapter_t *ad, const char *session,
+                            const char *json, size_t len, int64_t ttl_ms,
+                            rc_adapter_done_cb cb, void *arg)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    char key[RC_KEYS_MAX], ttl[32];
+    const char *argv[5] = {"SET", key, json, "PX", ttl};
+    size_t lens[5];
+    done_req_t *q = NULL;
+
+    if (rc_keys_session(key, sizeof(key), r->prefix, session) != RC_OK) {
+        if (cb)
+            cb(arg, RC_ELIMIT);
+        return;
+    }
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    lens[0] = 3;
+    lens[1] = strlen(key);
+    lens[2] = len;
+    lens[3] = 2;
+    lens[4] = strlen(ttl);
+    if (!cb) {
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"session_save",
+                            5, argv, lens);
+        return;
+    }
+    q = rc_xmalloc(sizeof(*q));
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    if (rc__redis_cmd(r, on_saved, q, 5, argv, lens) != RC_OK) {
+        free(q);
+        cb(arg, RC_EBACKEND);
+    }
+}
+
+static void on_resume_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    sess_req_t *q = pd;
+    redisReply *rep = reply;
+    (void)ac;
+
+    rc__redis_cmd_done(q->r);
+    if (!rep || rep->type == REDIS_REPLY_ERROR)
+        q->cb(q->arg, RC_EBACKEND, false, NULL, 0);
+    else if (rep->type == REDIS_REPLY_NIL)
+        q->cb(q->arg, RC_OK, true, NULL, 0);
+    else if (rep->type == REDIS_REPLY_STRING && rep->len > 0)
+        q->cb(q->arg, RC_OK, false, rep->str, rep->len);
+    else
+        q->cb(q->arg, RC_OK, false, NULL, 0);
+    free(q);
+}
+
+rc_err_t rc__redis_session_take(rc_adapter_t *ad, const char *session,
+                                int64_t ttl_ms, rc_adapter_session_cb cb,
+                                void *arg)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    char ttl[32];
+    const char *argv[5] = {"FCALL", "roomcast_resume", "1", session, ttl};
+    size_t lens[5];
+    sess_req_t *q;
+
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    q = rc_xmalloc(sizeof(*q));
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    if (rc__redis_cmd(r, on_resume_reply, q, 5, argv, lens) != RC_OK) {
+        free(q);
+        return RC_EBACKEND;
+    }
+    return RC_OK;
+}
+
+/* ----------------------------------------------------------- registry */
+
+void rc__redis_announce(rc_adapter_t *ad)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    char info[1024], ttl[32];
+    size_t n;
+
+    if (r->state != LINK_UP || !r->base.sink.node_info)
+        return;
+    n = r->base.sink.node_info(r->base.sink.ctx, info, sizeof(info));
+    if (!n)
+        return;
+    snprintf(ttl, sizeof(ttl), "%d", RC_REDIS_REGISTRY_TTL_MS);
+    {
+        const char *argv[5] = {"SET", r->k_node, info, "PX", ttl};
+        size_t lens[5] = {3, strlen(r->k_node), n, 2, strlen(ttl)};
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"registry", 5,
+                            argv, lens);
+    }
+    r->last_registry = uv_now(r->loop);
+}
+
+void rc__redis_registry_leave(redis_adapter_t *r)
+{
+    /* Leave the registry at once instead of waiting for the TTL. */
+    if (r->state == LINK_UP) {
+        const char *argv[2] = {"DEL", r->k_node};
+        size_t lens[2] = {3, strlen(r->k_node)};
+        (void)rc__redis_cmd(r, NULL, NULL, 2, argv, lens);
+    }
+}
+
+/* ---------------------------------------------- this node's channels */
+
+bool rc__redis_node_message(redis_adapter_t *r, const char *ch, size_t chlen,
+                            const char *payload, size_t plen)
+{
+    /* The probe only has to arrive: any traffic counts as life. */
+    if (chlen == strlen(r->ch_probe) && memcmp(ch, r->ch_probe, chlen) == 0)
+        return true;
+    if (chlen == strlen(r->ch_ctl) && memcmp(ch, r->ch_ctl, chlen) == 0) {
+        char cmdb[64];
+        snprintf(cmdb, sizeof(cmdb), "%.*s", (int)(plen < 63 ? plen : 63),
+                 payload);
+        rc_log(RC_LOG_INFO, "redis_control", "cmd=%s", cmdb);
+        if (r->base.sink.control)
+            r->base.sink.control(r->base.sink.ctx, cmdb);
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,438 @@
+/* The Redis adapter's rooms: the room table, each room's subscription
+ * state machine (SUBSCRIBE/UNSUBSCRIBE in batches on the subscription
+ * link), and the path of a channel message to the node: parse, check,
+ * frame once, drop duplicates by seq, hold during a catch-up, deliver.
+ * SPDX-License-Identifier: MIT */
+#include "adapter/redis_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+/* ------------------------------------------------------------- rooms */
+
+rroom_t *rc__redis_room_find(redis_adapter_t *r, const char *name, size_t len,
+                             bool create)
+{
+    uint64_t h = rc_hash_bytes(r->key, name, len);
+    rc_hnode_t *n;
+    rroom_t *rm;
+
+    for (n = rc_htab_first(&r->rooms, h); n; n = rc_htab_next(n)) {
+        rm = rc_container_of(n, rroom_t, node);
+        if (strlen(rm->name) == len && memcmp(rm->name, name, len) == 0)
+            return rm;
+    }
+    if (!create)
+        return NULL;
+    rm = rc_xcalloc(1, sizeof(*rm) + len + 1);
+    memcpy(rm->name, name, len);
+    rm->node.hash = h;
+    rc_list_init(&rm->in_batch);
+    rc_list_init(&rm->waiters);
+    rc_htab_insert(&r->rooms, &rm->node);
+    return rm;
+}
+
+void rc__redis_release_held(rroom_t *rm)
+{
+    for (uint32_t i = 0; i < rm->nheld; i++)
+        rc_msg_unref(rm->held[i]);
+    free(rm->held);
+    rm->held = NULL;
+    rm->nheld = rm->capheld = 0;
+}
+
+void rc__redis_room_maybe_free(redis_adapter_t *r, rroom_t *rm)
+{
+    if (rm->token || rm->state != SUB_NONE || !rc_list_empty(&rm->waiters) ||
+        !rc_list_empty(&rm->in_batch) || rm->catching)
+        return;
+    rc__redis_release_held(rm);
+    rc_htab_remove(&r->rooms, &rm->node);
+    free(rm);
+}
+
+void rc__redis_rooms_free(redis_adapter_t *r)
+{
+    rc_htab_it_t it = {0, NULL};
+    rc_hnode_t *n;
+
+    while ((n = rc_htab_iter(&r->rooms, &it))) {
+        rroom_t *rm = rc_container_of(n, rroom_t, node);
+        rc__redis_release_held(rm);
+        rc_htab_remove(&r->rooms, n);
+        free(rm);
+    }
+}
+
+/* ---------------------------------------------------------- messages */
+
+void rc__redis_deliver(redis_adapter_t *r, rroom_t *rm, rc_msg_t *m)
+{
+    if (rm->catching) {
+        if (rm->nheld == rm->capheld) {
+            if (rm->capheld >= RC_REDIS_MAX_HELD) {
+                /* Catch-up is stuck: drop the hold; members will see the
+                 * seq gap and can rejoin with since. */
+                rc_log(RC_LOG_WARN, "redis_catchup_overflow", "room=%s",
+                       rm->name);
+                rc__redis_release_held(rm);
+                rm->catching = 0;
+                goto live;
+            }
+            rm->capheld = rm->capheld ? rm->capheld * 2 : 16;
+            rm->held = rc_xrealloc(rm->held, rm->capheld * sizeof(*rm->held));
+        }
+        rm->held[rm->nheld++] = rc_msg_ref(m);
+        return;
+    }
+live:
+    if (m->seq) {
+        if (m->seq <= rm->last_seq)
+            return; /* seen (catch-up overlap) */
+        rm->last_seq = m->seq;
+    }
+    if (rm->token)
+        r->base.sink.deliver(r->base.sink.ctx, rm->token, m);
+}
+
+bool rc__redis_parse_entry(const char *s, size_t len, uint64_t *seq,
+                           int64_t *t_us, const char **data, size_t *dlen)
+{
+    const char *p1 = memchr(s, '|', len), *p2;
+    char *end;
+
+    if (!p1)
+        return false;
+    p2 = memchr(p1 + 1, '|', len - (size_t)(p1 + 1 - s));
+    if (!p2)
+        return false;
+    *seq = strtoull(s, &end, 10);
+    if (end != p1 || *seq == 0)
+        return false;
+    *t_us = strtoll(p1 + 1, &end, 10);
+    if (end != p2)
+        return false;
+    *data = p2 + 1;
+    *dlen = len - (size_t)(p2 + 1 - s);
+    return true;
+}
+
+static bool valid_json(const char *data, size_t len)
+{
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY, NULL);
+
+    if (!v)
+        return false;
+    json_decref(v);
+    return true;
+}
+
+/* The adapter's one wall clock: a message's publish time is Redis's
+ * wall-clock time (TIME), so only a wall clock can tell its age. */
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+rc_msg_t *rc__redis_frame(redis_adapter_t *r, const char *room, uint64_t seq,
+                          int64_t t_us, const char *data, size_t dlen)
+{
+    uint64_t t_ns = 0;
+
+    /* Anyone can PUBLISH to a room's channel: the size is bounded before
+     * the data is parsed, and what is not JSON never reaches a client. */
+    if (dlen > r->max_publish) {
+        r->m_too_big++;
+        return NULL;
+    }
+    if (dlen == 0 || !valid_json(data, dlen)) {
+        r->m_bad++;
+        return NULL;
+    }
+    if (t_us > 0) {
+        /* Move Redis's publish time onto the monotonic clock (uv_hrtime(),
+         * as the node's latency histogram reads it) by its age. */
+        int64_t age_us = wall_us() - t_us;
+        uint64_t now = uv_hrtime();
+        if (age_us >= 0 && (uint64_t)age_us * 1000 < now)
+            t_ns = now - (uint64_t)age_us * 1000;
+    } else {
+        t_ns = uv_hrtime();
+    }
+    return rc_adapter_frame_msg(room, seq, data, dlen, t_ns);
+}
+
+static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
+                               const char *payload, size_t plen)
+{
+    const char *room, *data = payload;
+    size_t rlen, dlen = plen;
+    uint64_t seq = 0;
+    int64_t t_us = 0;
+    char name[256];
+    rroom_t *rm;
+    rc_msg_t *m;
+
+    if (rc__redis_node_message(r, ch, chlen, payload, plen))
+        return;
+    room = rc_keys_room_of(r->prefix, ch, chlen, &rlen);
+    if (!room || rlen >= sizeof(name))
+        return;
+    memcpy(name, room, rlen);
+    name[rlen] = '\0';
+    rm = rc__redis_room_find(r, name, rlen, false);
+    if (!rm || !rm->token)
+        return;
+    r->m_received++;
+    if (plen >= 2 && payload[0] == 'd' && payload[1] == '|') {
+        if (!rc__redis_parse_entry(payload + 2, plen - 2, &seq, &t_us, &data,
+                                   &dlen)) {
+            r->m_bad++;
+            return;
+        }
+        r->m_durable++;
+    } else {
+        r->m_ephemeral++;
+    }
+    m = rc__redis_frame(r, name, seq, t_us, data, dlen);
+    if (!m)
+        return;
+    rc__redis_deliver(r, rm, m);
+    rc_msg_unref(m);
+}
+
+/* ----------------------------------------------------- subscriptions */
+
+static void room_subscribed(redis_adapter_t *r, rroom_t *rm)
+{
+    rm->state = SUB_ON;
+    r->m_subscribed++;
+    while (!rc_list_empty(&rm->waiters)) {
+        hist_req_t *h = rc_container_of(rm->waiters.next, hist_req_t, link);
+        rc_list_remove(&h->link);
+        rc__redis_history_issue(r, h);
+    }
+}
+
+void rc__redis_on_sub_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    redis_adapter_t *r = ac->data;
+    redisReply *rep = reply, *kind, *ch;
+    (void)pd;
+
+    if (!r || !rep)
+        return; /* the link is going away */
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    r->last_sub_rx = uv_now(r->loop);
+    kind = rep->element[0];
+    ch = rep->element[1];
+    if (ch->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(kind->str, "message") == 0) {
+        redisReply *pl = rep->element[2];
+        if (pl->type == REDIS_REPLY_STRING)
+            on_channel_message(r, ch->str, ch->len, pl->str, pl->len);
+        return;
+    }
+    if (strcmp(kind->str, "subscribe") == 0) {
+        size_t rlen;
+        const char *room = rc_keys_room_of(r->prefix, ch->str, ch->len, &rlen);
+        rroom_t *rm;
+        if (!room) {
+            if (strcmp(ch->str, r->ch_ctl) == 0) {
+                r->ctl_subscribed = 1;
+                /* this may be the last thing it waited for */
+                rc__redis_maybe_up(r);
+            }
+            return;
+        }
+        rm = rc__redis_room_find(r, room, rlen, false);
+        if (rm && rm->state == SUB_PENDING)
+            room_subscribed(r, rm);
+        return;
+    }
+    if (strcmp(kind->str, "unsubscribe") == 0) {
+        size_t rlen;
+        const char *room = rc_keys_room_of(r->prefix, ch->str, ch->len, &rlen);
+        rroom_t *rm = room ? rc__redis_room_find(r, room, rlen, false) : NULL;
+        if (!rm || rm->state != SUB_LEAVING)
+            return;
+        rm->state = SUB_NONE;
+        if (r->m_subscribed)
+            r->m_subscribed--;
+        if (rm->token) {
+            /* Rejoined while the unsubscribe was in flight: hiredis has
+             * dropped the channel's callback only now, so resubscribe
+             * after it, never before. */
+            rc_list_push(&r->sub_batch, &rm->in_batch);
+            rc__redis_flush_batches(r);
+        } else {
+            rm->last_seq = rm->known_seq = 0;
+            rc__redis_room_maybe_free(r, rm);
+        }
+    }
+}
+
+static void send_channel_batch(redis_adapter_t *r, const char *verb,
+                               rc_list_t *batch, sub_state_t next)
+{
+    const char *argv[RC_REDIS_SUB_BATCH + 1];
+    size_t lens[RC_REDIS_SUB_BATCH + 1];
+    char *chans[RC_REDIS_SUB_BATCH];
+    int argc;
+
+    while (!rc_list_empty(batch)) {
+        argc = 1;
+        argv[0] = verb;
+        lens[0] = strlen(verb);
+        while (!rc_list_empty(batch) && argc <= RC_REDIS_SUB_BATCH) {
+            rroom_t *rm = rc_container_of(batch->next, rroom_t, in_batch);
+            char ch[RC_KEYS_MAX];
+            rc_list_remove(&rm->in_batch);
+            if (rc_keys_room(ch, sizeof(ch), r->prefix, rm->name) != RC_OK) {
+                /* Room names are at most 128 bytes: never here. */
+                rc_log(RC_LOG_WARN, "redis_room_too_long", "room=%s", rm->name);
+                continue;
+            }
+            chans[argc - 1] = rc_xstrdup(ch);
+            argv[argc] = chans[argc - 1];
+            lens[argc] = strlen(chans[argc - 1]);
+            rm->state = (uint8_t)next;
+            argc++;
+        }
+        /* hiredis registers the callback for each channel of the batch. */
+        if (argc > 1 &&
+            redisAsyncCommandArgv(r->sub, rc__redis_on_sub_reply, NULL, argc,
+                                  argv, lens) != REDIS_OK)
+            rc_log(RC_LOG_WARN, "redis_batch_failed", "verb=%s", verb);
+        for (int i = 0; i < argc - 1; i++)
+            free(chans[i]);
+    }
+}
+
+void rc__redis_flush_batches(redis_adapter_t *r)
+{
+    if (r->state != LINK_UP || !r->sub)
+        return;
+    send_channel_batch(r, "SUBSCRIBE", &r->sub_batch, SUB_PENDING);
+    send_channel_batch(r, "UNSUBSCRIBE", &r->unsub_batch, SUB_LEAVING);
+}
+
+static void on_flush(uv_timer_t *t)
+{
+    rc__redis_flush_batches(t->data);
+}
+
+static void schedule_flush(redis_adapter_t *r)
+{
+    /* Batches go out on the next loop turn: a burst of joins becomes one
+     * SUBSCRIBE. */
+    if (!r->closing && !uv_is_active((uv_handle_t *)&r->flush))
+        uv_timer_start(&r->flush, on_flush, 0, 0);
+}
+
+void rc__redis_rooms_up(redis_adapter_t *r)
+{
+    rc_htab_it_t it = {0, NULL};
+    rc_hnode_t *n;
+
+    /* Resubscribe every room with members, in batches; each fetches what
+     * it missed from its history once subscribed. */
+    while ((n = rc_htab_iter(&r->rooms, &it))) {
+        rroom_t *rm = rc_container_of(n, rroom_t, node);
+        if (!rm->token)
+            continue;
+        if (rc_list_empty(&rm->in_batch))
+            rc_list_push(&r->sub_batch, &rm->in_batch);
+        r->m_resubscribed++;
+        /* Every room catches up, even one that saw no traffic yet: a
+         * message may have been published while the link was down. */
+        rc__redis_catchup_begin(r, rm);
+    }
+    rc__redis_flush_batches(r);
+}
+
+void rc__redis_rooms_down(redis_adapter_t *r)
+{
+    rc_htab_it_t it = {0, NULL};
+    rc_hnode_t *n;
+
+    r->m_subscribed = 0;
+    while ((n = rc_htab_iter(&r->rooms, &it))) {
+        rroom_t *rm = rc_container_of(n, rroom_t, node);
+        rm->state = SUB_NONE;
+        rc_list_remove(&rm->in_batch);
+        rc__redis_fail_waiters(r, rm);
+        if (rm->catching) {
+            /* Deliver what was held; the next catch-up covers the rest. */
+            rm->catching = 0;
+            for (uint32_t i = 0; i < rm->nheld; i++)
+                rc__redis_deliver(r, rm, rm->held[i]);
+            rc__redis_release_held(rm);
+        }
+        rc__redis_room_maybe_free(r, rm);
+    }
+}
+
+void rc__redis_rooms_sweep(redis_adapter_t *r, uint64_t now)
+{
+    rc_htab_it_t it = {0, NULL};
+    rc_hnode_t *n;
+
+    /* Unsubscribe rooms whose last member left long enough ago. */
+    while ((n = rc_htab_iter(&r->rooms, &it))) {
+        rroom_t *rm = rc_container_of(n, rroom_t, node);
+        if (!rm->token && rm->state == SUB_ON && rm->unsub_at &&
+            rm->unsub_at <= now && rc_list_empty(&rm->waiters)) {
+            rm->unsub_at = 0;
+            rc_list_push(&r->unsub_batch, &rm->in_batch);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- ops */
+
+void rc__redis_room_open(rc_adapter_t *ad, const char *room, void *token)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    rroom_t *rm = rc__redis_room_find(r, room, strlen(room), true);
+
+    rm->token = token;
+    rm->unsub_at = 0;
+    if (rm->state == SUB_NONE && rc_list_empty(&rm->in_batch)) {
+        rc_list_push(&r->sub_batch, &rm->in_batch);
+        schedule_flush(r);
+    }
+}
+
+void rc__redis_room_close(rc_adapter_t *ad, const char *room)
+{
+    redis_adapter_t *r = (redis_adapter_t *)ad;
+    rroom_t *rm = rc__redis_room_find(r, room, strlen(room), false);
+
+    if (!rm)
+        return;
+    rm->token = NULL;
+    if (rm->state == SUB_NONE) {
+        /* Never got to subscribe: just forget it. */
+        rc_list_remove(&rm->in_batch);
+        rc__redis_room_maybe_free(r, rm);
+        return;
+    }
+    /* Unsubscribe later: a member coming back soon costs nothing. */
+    rm->unsub_at = uv_now(r->loop) + (uint64_t)r->unsub_delay;
+}
