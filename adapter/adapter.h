@@ -128,6 +128,10 @@ typedef struct rc_adapter_config {
     int64_t history_ttl_ms;
     uint32_t max_publish;
     int64_t unsubscribe_delay_ms; /* absorb join/leave churn */
+    /* Redis: a durable publish is acknowledged only once this many
+     * replicas confirmed it (WAIT), within wait_timeout_ms; 0: no WAIT. */
+    uint32_t wait_replicas;
+    int64_t wait_timeout_ms;
 } rc_adapter_config_t;
 
 /* The factory: picks the adapter by the URL's scheme (none: `local`;

@@ -1,7 +1,8 @@
 /* The Redis adapter: rooms across nodes through Redis pub/sub (interest
  * based: a node subscribes to a room's channel only while it has members),
  * durable publish and history through a Redis function library, reconnect
- * with catch-up, a pub/sub liveness probe, the node registry and the
+ * with catch-up, a PING liveness probe on the subscription link, durable
+ * envelopes checked by MAC, the node registry and the
  * control channel. This file creates and destroys it and holds its ops
  * table; adapter/redis_internal.h says which file does what, and
  * common/keys.h (docs/REDIS.md) has the key layout.
@@ -54,13 +55,29 @@ static void r_metrics(const rc_adapter_t *ad, rc_metric_emit_fn emit, void *ctx)
        r->m_probe_fail);
     RM("publish_errors_total", RC_METRIC_COUNTER,
        "Durable publishes that failed.", r->m_publish_err);
+    RM("dropped_forged_total", RC_METRIC_COUNTER,
+       "Durable envelopes from Redis dropped: no valid MAC (a raw PUBLISH).",
+       r->m_forged);
+    RM("dropped_bad_seq_total", RC_METRIC_COUNTER,
+       "Seqs from Redis refused: negative, malformed or above 2^53-1.",
+       r->m_bad_seq);
+    RM("subscribe_refused_total", RC_METRIC_COUNTER,
+       "Room SUBSCRIBEs Redis answered with an error (retried later).",
+       r->m_sub_refused);
+    RM("replication_failures_total", RC_METRIC_COUNTER,
+       "Durable publishes WAIT found on too few replicas.", r->m_repl_fail);
+    RM("commands_in_flight", RC_METRIC_GAUGE,
+       "Commands sent on the command link and not answered.", r->inflight);
 #undef RM
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void rc__redis_on_handle_closed(uv_handle_t *h)
 {
-    redis_adapter_t *r = h->data;
+    rc__redis_release(h->data);
+}
 
+void rc__redis_release(redis_adapter_t *r)
+{
     if (--r->handles > 0)
         return;
     rc__redis_rooms_free(r);
@@ -69,7 +86,7 @@ static void on_handle_closed(uv_handle_t *h)
     free(r->node_id);
     free(r->library);
     free(r->ch_ctl);
-    free(r->ch_probe);
+    free(r->k_envkey);
     free(r->k_node);
     free(r);
 }
@@ -80,11 +97,16 @@ static void r_destroy(rc_adapter_t *ad)
 
     r->closing = 1;
     rc__redis_registry_leave(r);
-    rc__redis_link_close(r);
+    /* Every op callback now, before destroy returns (adapter.h); replies
+     * that still come find their request with nothing owed. */
+    rc__redis_fail_owed(r);
     r->handles = 3;
-    uv_close((uv_handle_t *)&r->tick, on_handle_closed);
-    uv_close((uv_handle_t *)&r->retry, on_handle_closed);
-    uv_close((uv_handle_t *)&r->flush, on_handle_closed);
+    uv_close((uv_handle_t *)&r->tick, rc__redis_on_handle_closed);
+    uv_close((uv_handle_t *)&r->flush, rc__redis_on_handle_closed);
+    /* The retry timer bounds the command link's flush; its close (when the
+     * link is gone) may be the last, and frees r. */
+    if (!rc__redis_link_close(r))
+        uv_close((uv_handle_t *)&r->retry, rc__redis_on_handle_closed);
 }
 
 static const rc_adapter_ops_t redis_ops = {
@@ -100,6 +122,16 @@ static const rc_adapter_ops_t redis_ops = {
     .metrics = r_metrics,
     .destroy = r_destroy,
 };
+
+/* Penvkey: the envelope key, shared by every node (docs/REDIS.md). */
+static rc_err_t envkey_name(char *buf, size_t len, const char *prefix,
+                            const char *unused)
+{
+    (void)unused;
+    if (snprintf(buf, len, "%senvkey", prefix) >= (int)len)
+        return RC_ELIMIT;
+    return RC_OK;
+}
 
 /* One of this node's names (common/keys.h), owned; the prefix and node id
  * are checked at config load, so it always fits. */
@@ -140,18 +172,20 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     r->url = url;
     r->prefix = rc_xstrdup(cfg->prefix);
     r->node_id = rc_xstrdup(cfg->node_id);
-    r->library = rc__redis_library(cfg->prefix, cfg->history_size,
-                                   cfg->history_ttl_ms, cfg->max_publish);
+    r->history_size = cfg->history_size;
+    r->history_ttl_ms = cfg->history_ttl_ms;
+    r->wait_replicas = cfg->wait_replicas;
+    r->wait_timeout_ms = cfg->wait_timeout_ms;
     r->ch_ctl = node_name(rc_keys_ctl, cfg->prefix, cfg->node_id);
-    r->ch_probe = node_name(rc_keys_probe, cfg->prefix, cfg->node_id);
     r->k_node = node_name(rc_keys_node, cfg->prefix, cfg->node_id);
-    if (!r->ch_ctl || !r->ch_probe || !r->k_node) {
+    r->k_envkey = node_name(envkey_name, cfg->prefix, "");
+    if (!r->ch_ctl || !r->k_envkey || !r->k_node) {
         snprintf(err, errlen, "node_id: too long for a Redis key");
         free(r->prefix);
         free(r->node_id);
         free(r->library);
         free(r->ch_ctl);
-        free(r->ch_probe);
+        free(r->k_envkey);
         free(r->k_node);
         free(r);
         return NULL;
@@ -166,6 +200,7 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     rc_htab_init(&r->rooms);
     rc_list_init(&r->sub_batch);
     rc_list_init(&r->unsub_batch);
+    rc_list_init(&r->owed);
     uv_timer_init(loop, &r->tick);
     uv_timer_init(loop, &r->retry);
     uv_timer_init(loop, &r->flush);

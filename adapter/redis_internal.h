@@ -1,23 +1,45 @@
 /* The Redis adapter's shared state, seen only by adapter/redis*.c: the
- * adapter struct, a room's subscription state, a history request, and the
+ * adapter struct, a room's subscription state, a request, and the
  * rc__redis_* helpers each file gives the others.
  *
  *   redis.c          create/destroy, the ops table, metrics
- *   redis_link.c     the two hiredis links: DNS, connect, AUTH, SELECT,
- *                    library load, up/down, backoff, the tick (command
- *                    timeout, probe, registry refresh, delayed unsubscribe)
+ *   redis_link.c     the command link (hiredis async: DNS, connect, AUTH,
+ *                    SELECT, envelope key, library load) and the
+ *                    subscription link (adapter/sublink.c), up/down,
+ *                    backoff, the tick (command timeout, PING probe,
+ *                    registry refresh, delayed unsubscribe)
  *   redis_sub.c      the room table, the subscription state machine and its
- *                    batches, channel messages -> frames -> sink.deliver
+ *                    batches, channel messages -> check -> frame -> deliver
  *   redis_history.c  history reads (joins and catch-up after an outage),
- *                    durable publish
+ *                    durable publish (and WAIT for replicas)
  *   redis_session.c  session save/take, the registry entry, this node's
- *                    control and probe channels
+ *                    control channel
  *   redis_lib.c      the function library (adapter/roomcast.lua) for a
- *                    prefix and sizes
+ *                    prefix, sizes and the envelope key
+ *
+ * Lifetimes (STYLE rule 16): a reply never finds its owner freed.
+ * - Requests (rreq_t) own what they touch. A history request holds a
+ *   reference on its room (rroom.refs): a room is freed only when no
+ *   request refers to it, it has no token, no subscription and is in no
+ *   batch. Every other request holds only the adapter pointer.
+ * - The op callback is owed once (rreq.owed): whoever calls it (a reply, a
+ *   teardown, destroy) clears owed and unlinks the request first. The
+ *   struct is freed by the last hiredis callback of the commands it sent
+ *   (rreq.hold; hiredis calls each once, with NULL when the link is freed)
+ *   or, never sent, by whoever failed it.
+ * - The adapter outlives every hiredis callback: destroy fails every owed
+ *   request at once (so no op callback runs after rc_adapter_destroy()
+ *   returns), lets the command link flush for at most
+ *   RC_REDIS_CLOSE_GRACE_MS, and frees itself only once its timers are
+ *   closed and the command link is gone. The subscription link
+ *   (sublink.c) calls nothing after rc_sublink_destroy().
+ * - A teardown that fails waiters first moves every waiter of every room
+ *   onto one detached list, then calls the callbacks: they may close and
+ *   free rooms, never the list it walks.
  *
  * Everything here runs on the node's loop. A hiredis reply callback may
- * come with a NULL reply (the link is being freed: teardown()); every one
- * handles that first.
+ * come with a NULL reply (the link is being freed); every one handles that
+ * first.
  * SPDX-License-Identifier: MIT */
 #ifndef RC_ADAPTER_REDIS_INTERNAL_H
 #define RC_ADAPTER_REDIS_INTERNAL_H
@@ -30,21 +52,28 @@
 #include <uv.h>
 
 #include "adapter/adapter.h"
+#include "adapter/sublink.h"
 #include "common/htab.h"
 #include "common/list.h"
 #include "common/msg.h"
 #include "common/redis_url.h"
 
 #define RC_REDIS_TICK_MS 250
-#define RC_REDIS_PROBE_IDLE_MS 1000  /* probe when the sub link was quiet */
+#define RC_REDIS_PROBE_IDLE_MS 1000  /* PING when the sub link was quiet */
 #define RC_REDIS_PROBE_DEAD_MS 3500  /* declare it dead after this silence */
 #define RC_REDIS_CMD_TIMEOUT_MS 5000 /* a command unanswered: kill the link */
+#define RC_REDIS_CLOSE_GRACE_MS 1000 /* destroy: the command link flushes */
 #define RC_REDIS_REGISTRY_MS 2000    /* registry entry refresh */
 #define RC_REDIS_REGISTRY_TTL_MS 10000
 #define RC_REDIS_BACKOFF_MIN_MS 100
 #define RC_REDIS_BACKOFF_MAX_MS 5000
 #define RC_REDIS_SUB_BATCH 256  /* channels per SUBSCRIBE/UNSUBSCRIBE */
 #define RC_REDIS_MAX_HELD 65536 /* live frames held during one catch-up */
+/* The largest seq a client may see: JavaScript's Number.MAX_SAFE_INTEGER,
+ * so every seq is exact in a JS client (docs/REDIS.md). */
+#define RC_REDIS_MAX_SEQ 9007199254740991ULL
+#define RC_REDIS_ENVKEY_HEX 64 /* the envelope key: 32 random bytes, hex */
+#define RC_REDIS_MAC_HEX 32    /* hex digits of the MAC in an envelope */
 
 typedef enum link_state {
     LINK_DOWN = 0,
@@ -59,17 +88,20 @@ typedef enum sub_state {
     SUB_LEAVING,  /* UNSUBSCRIBE sent, not confirmed */
 } sub_state_t;
 
-/* A room the adapter knows: open (token set), or still subscribed, or with
- * requests or a catch-up in flight. Freed by rc__redis_room_maybe_free()
- * once none of those holds. */
+/* A room the adapter knows: open (token set), or still subscribed, or
+ * referred to by a request, or in a batch. Freed by
+ * rc__redis_room_maybe_free() once none of those holds. */
 typedef struct rroom {
     rc_hnode_t node;    /* redis_adapter.rooms */
     rc_list_t in_batch; /* subscribe or unsubscribe batch */
-    rc_list_t waiters;  /* hist_req_t waiting for SUB_ON */
+    rc_list_t waiters;  /* rreq_t (history) waiting for SUB_ON */
+    uint32_t refs;      /* requests pointing here (rreq.room) */
     uint64_t last_seq;  /* last durable seq delivered to the node */
     uint64_t known_seq; /* latest seq a history read reported */
     uint64_t unsub_at;  /* loop ms; 0 when not scheduled */
-    rc_msg_t **held;    /* live frames held during a catch-up */
+    uint64_t retry_at;  /* loop ms: resubscribe after a refusal; 0: none */
+    uint32_t sub_backoff_ms; /* doubles with each refused SUBSCRIBE */
+    rc_msg_t **held;         /* live frames held during a catch-up */
     uint32_t nheld, capheld;
     void *token;      /* the node's room while it has members, or NULL */
     uint8_t state;    /* sub_state_t */
@@ -79,37 +111,68 @@ typedef struct rroom {
 
 typedef struct redis_adapter redis_adapter_t;
 
-/* A history request, from a join (cb set) or from a catch-up. */
-typedef struct hist_req {
-    rc_list_t link; /* rroom.waiters while waiting */
+typedef enum rreq_kind {
+    REQ_HISTORY = 0, /* a join's read, or a catch-up (no callback) */
+    REQ_PUBLISH,
+    REQ_TAKE,
+    REQ_SAVE,
+} rreq_kind_t;
+
+/* One request whose callback is owed (see Lifetimes above). */
+typedef struct rreq {
+    rc_list_t link; /* rroom.waiters (history not sent yet), or
+                       redis_adapter.owed (sent, callback owed) */
     redis_adapter_t *r;
-    rroom_t *room;
-    bool has_since, catchup;
-    uint64_t since;
-    rc_adapter_history_cb cb;
+    rroom_t *room; /* history: holds a ref (rroom.refs) */
+    uint8_t kind;  /* rreq_kind_t */
+    bool owed;     /* the op's callback is still to be called */
+    bool catchup, has_since;
+    uint8_t hold;  /* hiredis callbacks still to come */
+    rc_err_t err;  /* publish: the FCALL's outcome, until WAIT answers */
+    uint64_t since, seq;
+    union {
+        rc_adapter_history_cb hist;
+        rc_adapter_publish_cb pub;
+        rc_adapter_session_cb take;
+        rc_adapter_done_cb save;
+    } cb;
     void *arg;
-} hist_req_t;
+} rreq_t;
+
 
 struct redis_adapter {
     rc_adapter_t base;
     uv_loop_t *loop; /* borrowed */
     rc_redis_url_t url;
     char *prefix, *node_id, *library; /* owned */
-    char *ch_ctl, *ch_probe, *k_node; /* owned: this node's names */
+    char *ch_ctl, *k_node, *k_envkey; /* owned: this node's names */
+    uint32_t history_size, max_publish;
+    int64_t history_ttl_ms;
+    uint32_t wait_replicas;
+    int64_t wait_timeout_ms;
 
-    redisAsyncContext *cmd, *sub; /* NULL while down */
+    redisAsyncContext *cmd; /* NULL while down */
+    /* destroy: the command link flushing its last commands, or NULL */
+    redisAsyncContext *draining;
+    int grace_armed;     /* the retry timer bounds draining */
+    uint64_t connect_ms; /* uv_now() when the connect began */
+    rc_sublink_t *sub;      /* NULL while down */
     link_state_t state;
     int cmd_connected, sub_connected, lib_loaded, ctl_subscribed;
     uv_getaddrinfo_t gai;
     int gai_busy;
     uv_timer_t tick, retry, flush;
     uint32_t backoff_ms;
-    /* uv_now() of the last sub link traffic, probe, registry write, and of
+    /* uv_now() of the last sub link traffic, PING, registry write, and of
      * the command link's last progress */
     uint64_t last_sub_rx, last_probe, last_registry, progress_ms;
-    uint32_t inflight; /* commands sent and not answered */
+    uint32_t inflight; /* command link: commands sent and not answered */
     int64_t unsub_delay;
     int closing, handles;
+    rc_list_t owed; /* rreq_t sent whose callback is owed */
+    /* The envelope key (32 bytes, as 64 hex digits; "" until read from
+     * Redis): durable envelopes carry a MAC under it. */
+    char envkey[RC_REDIS_ENVKEY_HEX + 1];
 
     uint64_t key[2]; /* SipHash key of the room table */
     rc_htab_t rooms; /* rroom_t */
@@ -119,17 +182,37 @@ struct redis_adapter {
     uint64_t m_received, m_durable, m_ephemeral, m_bad, m_too_big;
     uint64_t m_reconnects, m_resubscribed, m_recovered, m_probe_fail;
     uint64_t m_subscribed; /* gauge */
-    uint64_t m_publish_err;
-    uint32_t max_publish;
+    uint64_t m_publish_err, m_forged, m_bad_seq, m_sub_refused;
+    uint64_t m_repl_fail;
 };
+
+/* Moves every node of src to the end of dst, in order (src ends empty). */
+static inline void rc__redis_list_move(rc_list_t *dst, rc_list_t *src)
+{
+    while (!rc_list_empty(src)) {
+        rc_list_t *n = src->next;
+        rc_list_remove(n);
+        rc_list_push(dst, n);
+    }
+}
+
+/* ---- redis.c */
+
+/* The close callback of the adapter's timers: the last release frees r. */
+void rc__redis_on_handle_closed(uv_handle_t *h);
+/* Drops one of destroy's holds on r (r->handles); the last frees r. */
+void rc__redis_release(redis_adapter_t *r);
 
 /* ---- redis_link.c */
 
 /* Starts the tick and the first connect. */
 void rc__redis_link_start(redis_adapter_t *r);
-/* Shutdown: lets a connected command link send what is queued, then drops
- * both links (teardown). r->closing must be set. */
-void rc__redis_link_close(redis_adapter_t *r);
+/* Shutdown: lets a connected command link send what is queued (at most
+ * RC_REDIS_CLOSE_GRACE_MS, then it is freed), drops the subscription link,
+ * fails what waits. r->closing must be set. Returns true when the command
+ * link is still flushing: the retry timer then stays open until it is
+ * gone, and its close frees the adapter. */
+bool rc__redis_link_close(redis_adapter_t *r);
 /* Drops both links (pending replies get NULL), fails waiting requests,
  * tells the node when it was up, and schedules a reconnect. why is
  * borrowed for the call. May call back into the node (history and state
@@ -141,7 +224,7 @@ void rc__redis_maybe_up(redis_adapter_t *r);
 /* Queues a command on the command link; cb gets a NULL reply when the link
  * dies first. RC_EBACKEND (cb never called) when the link is not there.
  * argv/lens are borrowed for the call. Not RC_MUST_CHECK: a command whose
- * reply nobody waits for (registry, probe) may be dropped while down. */
+ * reply nobody waits for (registry) may be dropped while down. */
 rc_err_t rc__redis_cmd(redis_adapter_t *r, redisCallbackFn *cb, void *pd,
                        int argc, const char **argv, const size_t *lens);
 /* Every reply callback of a command sent with rc__redis_cmd() calls this
@@ -158,28 +241,45 @@ rroom_t *rc__redis_room_find(redis_adapter_t *r, const char *name, size_t len,
                              bool create);
 /* Frees rm when nothing holds it any more (see rroom_t). */
 void rc__redis_room_maybe_free(redis_adapter_t *r, rroom_t *rm);
+/* A request's reference on rm: taken when it is made, dropped (maybe
+ * freeing rm) when the request is freed. */
+void rc__redis_room_ref(rroom_t *rm);
+void rc__redis_room_unref(redis_adapter_t *r, rroom_t *rm);
 void rc__redis_release_held(rroom_t *rm);
 /* One frame for rm: held while it catches up, else dropped when its seq
  * was delivered already, else handed to the node's deliver. m borrowed. */
 void rc__redis_deliver(redis_adapter_t *r, rroom_t *rm, rc_msg_t *m);
-/* Parses "seq|t_us|data" (s: len bytes); *data points into s. */
+/* Parses "seq|t_us|data" (s: len bytes); *data points into s. A seq that
+ * is not a plain positive decimal at most RC_REDIS_MAX_SEQ fails. */
 bool rc__redis_parse_entry(const char *s, size_t len, uint64_t *seq,
                            int64_t *t_us, const char **data, size_t *dlen);
+/* Reads a seq Redis reported (a history reply's latest or epoch): a plain
+ * decimal in [0, RC_REDIS_MAX_SEQ]; false otherwise. */
+bool rc__redis_parse_seq(const char *s, size_t len, uint64_t *seq);
 /* The frame for a message from Redis (data borrowed), or NULL when it is
  * dropped (over max_publish, not JSON: counted). Owned ref. */
 rc_msg_t *rc__redis_frame(redis_adapter_t *r, const char *room, uint64_t seq,
                           int64_t t_us, const char *data, size_t dlen);
-/* The subscription link's reply callback (messages and confirmations). */
-void rc__redis_on_sub_reply(redisAsyncContext *ac, void *reply, void *pd);
+/* The subscription link's callbacks (adapter/sublink.h); ctx is r. */
+void rc__redis_on_message(void *ctx, const char *ch, size_t chlen,
+                          const char *payload, size_t plen, bool sharded);
+void rc__redis_on_subscribed(void *ctx, const char *ch, size_t len,
+                             bool sharded, long long count);
+void rc__redis_on_unsubscribed(void *ctx, const char *ch, size_t len,
+                               bool sharded, bool solicited);
+void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
+                            const rc_sublink_cmd_t *cmd);
 /* Sends the pending SUBSCRIBE/UNSUBSCRIBE batches (when up). */
 void rc__redis_flush_batches(redis_adapter_t *r);
 /* Links up: every open room goes into the subscribe batch and gets a
  * catch-up queued behind its subscription. */
 void rc__redis_rooms_up(redis_adapter_t *r);
-/* Links down: every room back to SUB_NONE, its waiters failed, what a
- * catch-up held delivered. May call back into the node. */
+/* Links down: every room back to SUB_NONE, its waiters failed (after the
+ * table walk, from a detached list), what a catch-up held delivered. May
+ * call back into the node. */
 void rc__redis_rooms_down(redis_adapter_t *r);
-/* The tick: rooms whose last member left unsub_delay ago are unsubscribed. */
+/* The tick: rooms whose last member left unsub_delay ago are unsubscribed;
+ * rooms whose SUBSCRIBE was refused are retried after their backoff. */
 void rc__redis_rooms_sweep(redis_adapter_t *r, uint64_t now);
 /* Destroy: frees every room. */
 void rc__redis_rooms_free(redis_adapter_t *r);
@@ -188,14 +288,31 @@ void rc__redis_room_close(rc_adapter_t *ad, const char *room);
 
 /* ---- redis_history.c */
 
+/* A new request of kind (zeroed, owed, hold 0, link initialised). */
+rreq_t *rc__redis_req_new(redis_adapter_t *r, rreq_kind_t kind);
+/* Calls q's op callback with err when it is still owed (then unlinks q);
+ * never frees q. */
+void rc__redis_req_fail(rreq_t *q, rc_err_t err);
+/* Frees q (dropping its room reference). */
+void rc__redis_req_free(rreq_t *q);
+/* Destroy: calls every owed callback (RC_ECLOSED), from a detached list. */
+void rc__redis_fail_owed(redis_adapter_t *r);
 /* Sends h (its room is SUB_ON); on failure fails it and frees it. */
-void rc__redis_history_issue(redis_adapter_t *r, hist_req_t *h);
-/* Fails every request waiting on rm (detached from rm first); clears a
- * catch-up. Calls the node's history callbacks. */
-void rc__redis_fail_waiters(redis_adapter_t *r, rroom_t *rm);
+void rc__redis_history_issue(redis_adapter_t *r, rreq_t *h);
+/* Fails every request on list (detached by the caller: each was unlinked
+ * from its room) with RC_EBACKEND and frees it; a catch-up clears its
+ * room's catching. Calls the node's history callbacks. */
+void rc__redis_fail_list(redis_adapter_t *r, rc_list_t *list);
 /* Queues rm's catch-up read behind its subscription (no-op when one is in
  * flight). */
 void rc__redis_catchup_begin(redis_adapter_t *r, rroom_t *rm);
+/* Checks a durable envelope "seq|t_us|mac|data" of room (s: len bytes)
+ * against the envelope key: true with the entry's fields, false when it is
+ * malformed or its MAC is wrong (*forged true then). */
+bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
+                             const char *s, size_t len, uint64_t *seq,
+                             int64_t *t_us, const char **data, size_t *dlen,
+                             bool *forged);
 RC_MUST_CHECK rc_err_t rc__redis_publish(rc_adapter_t *ad, const char *room,
                                          const char *data, size_t len,
                                          rc_adapter_publish_cb cb, void *arg);
@@ -217,16 +334,19 @@ RC_MUST_CHECK rc_err_t rc__redis_session_take(rc_adapter_t *ad,
 void rc__redis_announce(rc_adapter_t *ad);
 /* Shutdown: deletes the registry entry at once (when up). */
 void rc__redis_registry_leave(redis_adapter_t *r);
-/* A message on this node's own control or probe channel: handled, true;
+/* A message on this node's own control channel: handled, true;
  * any other channel: false. Strings borrowed for the call. */
 bool rc__redis_node_message(redis_adapter_t *r, const char *ch, size_t chlen,
                             const char *payload, size_t plen);
 
 /* ---- redis_lib.c */
 
-/* The function library (adapter/roomcast.lua) with prefix and sizes filled
- * in: owned (free()), or NULL when prefix fails rc_redis_prefix_ok(). */
+/* The function library (adapter/roomcast.lua) with prefix, sizes and the
+ * envelope key (envkey: hex digits only, or NULL: "") filled in: owned
+ * (free()), or NULL when prefix fails rc_redis_prefix_ok() or envkey is
+ * not hex. */
 char *rc__redis_library(const char *prefix, uint32_t history_size,
-                        int64_t history_ttl_ms, uint32_t max_publish);
+                        int64_t history_ttl_ms, uint32_t max_publish,
+                        const char *envkey);
 
 #endif /* RC_ADAPTER_REDIS_INTERNAL_H */

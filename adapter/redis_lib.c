@@ -1,6 +1,7 @@
 /* The Redis function library for one node's config: the text of
  * adapter/roomcast.lua (embedded at build time as rc__redis_lua) with its
- * @...@ placeholders replaced by the key prefix and the history sizes.
+ * @...@ placeholders replaced by the key prefix, the history sizes and
+ * the envelope key (docs/REDIS.md, "Envelopes").
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
 
@@ -47,9 +48,11 @@ static size_t expand(char *out, const subst_t *sub, size_t nsub)
 }
 
 char *rc__redis_library(const char *prefix, uint32_t history_size,
-                        int64_t history_ttl_ms, uint32_t max_publish)
+                        int64_t history_ttl_ms, uint32_t max_publish,
+                        const char *envkey)
 {
     char hsize[16], ttl[24], maxb[16];
+    const char *key = envkey ? envkey : "";
     /* The prefix is pasted into a Lua string literal: rc_redis_prefix_ok()
      * refuses quotes and backslashes. */
     const subst_t sub[] = {
@@ -57,11 +60,12 @@ char *rc__redis_library(const char *prefix, uint32_t history_size,
         {"@HISTORY_SIZE@", hsize},
         {"@HISTORY_TTL_MS@", ttl},
         {"@MAX_PUBLISH@", maxb},
+        {"@ENVKEY@", key},
     };
     size_t len;
     char *lib;
 
-    if (!rc_redis_prefix_ok(prefix))
+    if (!rc_redis_prefix_ok(prefix) || strspn(key, "0123456789abcdef") != strlen(key))
         return NULL;
     snprintf(hsize, sizeof(hsize), "%" PRIu32, history_size);
     snprintf(ttl, sizeof(ttl), "%" PRId64, history_ttl_ms);

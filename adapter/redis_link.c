@@ -1,13 +1,16 @@
 /* The Redis adapter's two links on the node's loop: one for commands
- * (pipelined), one for subscriptions. Resolving the host off the loop,
- * connecting, AUTH and SELECT, loading the function library, coming up
- * (rooms resubscribe and catch up), going down (teardown), reconnecting
- * with capped, jittered backoff, and the tick that finds a stuck command
- * link or a silent subscription link (the probe).
+ * (hiredis async, pipelined), one for subscriptions (adapter/sublink.c).
+ * Resolving the host off the loop, connecting, AUTH and SELECT, reading
+ * the envelope key, loading the function library, coming up (rooms
+ * resubscribe and catch up), going down (teardown), reconnecting with
+ * capped, jittered backoff, and the tick that finds a stuck command link
+ * or a silent subscription link (a PING that gets no pong).
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
+#include "adapter/sublink.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -76,32 +79,34 @@ static void on_retry(uv_timer_t *t);
 
 void rc__redis_teardown(redis_adapter_t *r, const char *why)
 {
-    redisAsyncContext *cmd = r->cmd, *sub = r->sub;
+    redisAsyncContext *cmd = r->cmd;
+    rc_sublink_t *sub = r->sub;
     bool was_up = r->state == LINK_UP;
     uint32_t jitter;
 
     if (r->state == LINK_DOWN)
         return;
     r->state = LINK_DOWN;
-    r->cmd = r->sub = NULL;
-    rc_log(was_up ? RC_LOG_WARN : RC_LOG_INFO, "redis_down", "why=\"%s\"",
-           why ? why : "");
+    r->cmd = NULL;
+    r->sub = NULL;
+    rc_log(was_up && !r->closing ? RC_LOG_WARN : RC_LOG_INFO, "redis_down",
+           "why=\"%s\"", why ? why : "");
     /* Pending replies get NULL (callbacks handle it); ours are detached
-     * first so the disconnect callbacks do not come back here. */
+     * first so the disconnect callback does not come back here. The
+     * subscription link calls nothing after its destroy. */
     if (cmd) {
         cmd->data = NULL;
         redisAsyncFree(cmd);
     }
-    if (sub) {
-        sub->data = NULL;
-        redisAsyncFree(sub);
-    }
+    rc_sublink_destroy(sub);
     r->inflight = 0;
     rc__redis_rooms_down(r);
-    if (was_up)
-        r->base.sink.state(r->base.sink.ctx, false);
     if (r->closing)
         return;
+    if (was_up)
+        r->base.sink.state(r->base.sink.ctx, false);
+    if (r->state != LINK_DOWN || r->closing)
+        return; /* a callback above started something else */
     /* Capped exponential backoff with jitter, so a fleet of nodes does not
      * hammer a Redis that just came back. */
     if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
@@ -124,6 +129,8 @@ static void on_lib_reply(redisAsyncContext *ac, void *reply, void *pd)
     if (!r)
         return;
     rc__redis_cmd_done(r);
+    if (r->closing)
+        return;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         rc_log(RC_LOG_ERROR, "redis_function_load", "err=\"%s\"",
                rep ? rep->str : "no reply");
@@ -132,6 +139,64 @@ static void on_lib_reply(redisAsyncContext *ac, void *reply, void *pd)
     }
     r->lib_loaded = 1;
     rc__redis_maybe_up(r);
+}
+
+static void on_select_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    redis_adapter_t *r = ac->data;
+    redisReply *rep = reply;
+    char why[160];
+    (void)pd;
+
+    if (!r)
+        return;
+    rc__redis_cmd_done(r);
+    if (r->closing || (rep && rep->type != REDIS_REPLY_ERROR))
+        return;
+    /* Running on db 0 instead would mix this cluster's keys with another's:
+     * the link is not ready. */
+    snprintf(why, sizeof(why), "SELECT %d failed: %s", r->url.db,
+             rep ? rep->str : "no reply");
+    rc_log(RC_LOG_ERROR, "redis_select_failed", "db=%d err=\"%s\"", r->url.db,
+           rep ? rep->str : "no reply");
+    rc__redis_teardown(r, why);
+}
+
+/* GET Penvkey answered: the key every node shares. Now the library, with
+ * the key in its text, can be loaded. */
+static void on_envkey_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    redis_adapter_t *r = ac->data;
+    redisReply *rep = reply;
+    (void)pd;
+
+    if (!r)
+        return;
+    rc__redis_cmd_done(r);
+    if (r->closing || r->state != LINK_CONNECTING)
+        return;
+    if (!rep || rep->type != REDIS_REPLY_STRING ||
+        rep->len != RC_REDIS_ENVKEY_HEX ||
+        strspn(rep->str, "0123456789abcdef") != RC_REDIS_ENVKEY_HEX) {
+        rc_log(RC_LOG_ERROR, "redis_envkey", "key=%s err=\"%s\"", r->k_envkey,
+               rep && rep->type == REDIS_REPLY_ERROR
+                   ? rep->str
+                   : "missing or not 64 hex digits");
+        rc__redis_teardown(r, "envelope key unreadable");
+        return;
+    }
+    memcpy(r->envkey, rep->str, RC_REDIS_ENVKEY_HEX);
+    r->envkey[RC_REDIS_ENVKEY_HEX] = '\0';
+    free(r->library);
+    r->library = rc__redis_library(r->prefix, r->history_size,
+                                   r->history_ttl_ms, r->max_publish,
+                                   r->envkey);
+    {
+        const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", r->library};
+        size_t lens[4] = {8, 4, 7, strlen(r->library)};
+        if (rc__redis_cmd(r, on_lib_reply, NULL, 4, argv, lens) != RC_OK)
+            rc__redis_teardown(r, "function load not sent");
+    }
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -144,15 +209,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
         /* hiredis frees the context after this callback. */
         if (ac == r->cmd)
             r->cmd = NULL;
-        if (ac == r->sub)
-            r->sub = NULL;
         rc__redis_teardown(r, ac->errstr);
         return;
     }
     if (ac == r->cmd)
         r->cmd_connected = 1;
-    else
-        r->sub_connected = 1;
     rc__redis_maybe_up(r);
 }
 
@@ -163,10 +224,19 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     if (!r)
         return; /* we freed it ourselves */
+    if (ac == r->draining) {
+        /* destroy's graceful close is done: the adapter may go (when this
+         * came at once, inside rc__redis_link_close, its caller closes the
+         * timer). */
+        r->draining = NULL;
+        if (r->grace_armed) {
+            uv_timer_stop(&r->retry);
+            uv_close((uv_handle_t *)&r->retry, rc__redis_on_handle_closed);
+        }
+        return;
+    }
     if (ac == r->cmd)
         r->cmd = NULL;
-    if (ac == r->sub)
-        r->sub = NULL;
     rc__redis_teardown(r, ac->errstr[0] ? ac->errstr : "disconnected");
 }
 
@@ -188,23 +258,72 @@ static redisAsyncContext *open_link(redis_adapter_t *r, const char *ip)
     return ac;
 }
 
-static void auth_link(redis_adapter_t *r, redisAsyncContext *ac)
+static void auth_cmd_link(redis_adapter_t *r)
 {
     if (!r->url.password[0])
         return;
     if (r->url.user[0]) {
         const char *argv[3] = {"AUTH", r->url.user, r->url.password};
         size_t lens[3] = {4, strlen(r->url.user), strlen(r->url.password)};
-        redisAsyncCommandArgv(ac, rc__redis_on_void_reply, (void *)"auth", 3,
-                              argv, lens);
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"auth", 3,
+                            argv, lens);
     } else {
         const char *argv[2] = {"AUTH", r->url.password};
         size_t lens[2] = {4, strlen(r->url.password)};
-        redisAsyncCommandArgv(ac, rc__redis_on_void_reply, (void *)"auth", 2,
-                              argv, lens);
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"auth", 2,
+                            argv, lens);
     }
-    if (ac == r->cmd)
-        cmd_sent(r);
+}
+
+/* ---- the subscription link's own callbacks (the rest: redis_sub.c) */
+
+static void on_sub_ready(void *ctx)
+{
+    redis_adapter_t *r = ctx;
+
+    r->sub_connected = 1;
+    r->last_sub_rx = uv_now(r->loop);
+    rc__redis_maybe_up(r);
+}
+
+static void on_sub_pong(void *ctx)
+{
+    redis_adapter_t *r = ctx;
+
+    r->last_sub_rx = uv_now(r->loop);
+}
+
+static void on_sub_close(void *ctx, const char *reason)
+{
+    rc__redis_teardown(ctx, reason);
+}
+
+static rc_sublink_t *open_sub(redis_adapter_t *r, const char *ip)
+{
+    const rc_sublink_cbs_t cbs = {
+        .on_ready = on_sub_ready,
+        .on_message = rc__redis_on_message,
+        .on_subscribed = rc__redis_on_subscribed,
+        .on_unsubscribed = rc__redis_on_unsubscribed,
+        .on_pong = on_sub_pong,
+        .on_error = rc__redis_on_sub_error,
+        .on_close = on_sub_close,
+    };
+    rc_sublink_cfg_t cfg = {
+        .ip = ip,
+        .port = (uint16_t)r->url.port,
+        .user = r->url.user[0] ? r->url.user : NULL,
+        .password = r->url.password[0] ? r->url.password : NULL,
+    };
+    rc_sublink_t *l = rc_sublink_create(r->loop, &cfg, &cbs, r);
+    const char *ch = r->ch_ctl;
+    size_t len = strlen(ch);
+
+    if (l && rc_sublink_subscribe(l, &ch, &len, 1, false, 0) != RC_OK) {
+        rc_sublink_destroy(l);
+        l = NULL;
+    }
+    return l;
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -215,6 +334,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     r->gai_busy = 0;
     if (r->closing) {
         uv_freeaddrinfo(res);
+        rc__redis_release(r); /* destroy counted this request */
         return;
     }
     if (status == 0 && res)
@@ -225,13 +345,12 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     r->cmd = open_link(r, ip);
-    r->sub = open_link(r, ip);
+    r->sub = open_sub(r, ip);
     if (!r->cmd || !r->sub) {
         rc__redis_teardown(r, "cannot connect");
         return;
     }
-    auth_link(r, r->cmd);
-    auth_link(r, r->sub);
+    auth_cmd_link(r);
     if (r->url.db) {
         char db[16];
         const char *argv[2] = {"SELECT", db};
@@ -239,21 +358,25 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         snprintf(db, sizeof(db), "%d", r->url.db);
         lens[0] = 6;
         lens[1] = strlen(db);
-        redisAsyncCommandArgv(r->cmd, rc__redis_on_void_reply, (void *)"select",
-                              2, argv, lens);
-        cmd_sent(r);
+        (void)rc__redis_cmd(r, on_select_reply, NULL, 2, argv, lens);
     }
     {
-        const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", r->library};
-        size_t lens[4] = {8, 4, 7, strlen(r->library)};
-        redisAsyncCommandArgv(r->cmd, on_lib_reply, NULL, 4, argv, lens);
-        cmd_sent(r);
-    }
-    {
-        const char *argv[3] = {"SUBSCRIBE", r->ch_ctl, r->ch_probe};
-        size_t lens[3] = {9, strlen(r->ch_ctl), strlen(r->ch_probe)};
-        redisAsyncCommandArgv(r->sub, rc__redis_on_sub_reply, NULL, 3, argv,
-                              lens);
+        /* The envelope key: made by the first node (NX), read by all. */
+        unsigned char raw[RC_REDIS_ENVKEY_HEX / 2];
+        char key[RC_REDIS_ENVKEY_HEX + 1];
+        const char *set[4] = {"SET", r->k_envkey, key, "NX"};
+        size_t setl[4] = {3, strlen(r->k_envkey), RC_REDIS_ENVKEY_HEX, 2};
+        const char *get[2] = {"GET", r->k_envkey};
+        size_t getl[2] = {3, strlen(r->k_envkey)};
+        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+            rc__redis_teardown(r, "no randomness for the envelope key");
+            return;
+        }
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(key + 2 * i, 3, "%02x", raw[i]);
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"envkey", 4,
+                            set, setl);
+        (void)rc__redis_cmd(r, on_envkey_reply, NULL, 2, get, getl);
     }
 }
 
@@ -267,6 +390,7 @@ static void start_connect(redis_adapter_t *r)
     r->cmd_connected = r->sub_connected = r->lib_loaded = 0;
     r->ctl_subscribed = 0;
     r->inflight = 0;
+    r->connect_ms = uv_now(r->loop);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -292,8 +416,8 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(r->loop);
 
     if (r->state != LINK_UP) {
-        if (r->state == LINK_CONNECTING && r->inflight &&
-            now - r->progress_ms > RC_REDIS_CMD_TIMEOUT_MS)
+        if (r->state == LINK_CONNECTING &&
+            now - r->connect_ms > RC_REDIS_CMD_TIMEOUT_MS)
             rc__redis_teardown(r, "connect timeout");
         return;
     }
@@ -301,9 +425,9 @@ static void on_tick(uv_timer_t *t)
         rc__redis_teardown(r, "command timeout");
         return;
     }
-    /* The pub/sub link can die silently (a proxy, a half-open socket): a
-     * quiet link gets a probe through itself, and a link that does not
-     * deliver its own probe is restarted. */
+    /* The pub/sub link can die silently (a proxy, a half-open socket, a
+     * stopped server): a quiet link gets a PING through itself, and a link
+     * that answers nothing for RC_REDIS_PROBE_DEAD_MS is restarted. */
     if (now - r->last_sub_rx > RC_REDIS_PROBE_DEAD_MS) {
         r->m_probe_fail++;
         rc__redis_teardown(r, "pubsub probe lost");
@@ -311,11 +435,11 @@ static void on_tick(uv_timer_t *t)
     }
     if (now - r->last_sub_rx > RC_REDIS_PROBE_IDLE_MS &&
         now - r->last_probe > RC_REDIS_PROBE_IDLE_MS) {
-        const char *argv[3] = {"PUBLISH", r->ch_probe, "probe"};
-        size_t lens[3] = {7, strlen(r->ch_probe), 5};
         r->last_probe = now;
-        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"probe", 3,
-                            argv, lens);
+        if (rc_sublink_ping(r->sub) != RC_OK) {
+            rc__redis_teardown(r, "pubsub ping not sent");
+            return;
+        }
     }
     if (now - r->last_registry >= RC_REDIS_REGISTRY_MS)
         rc__redis_announce(&r->base);
@@ -331,19 +455,44 @@ void rc__redis_link_start(redis_adapter_t *r)
     start_connect(r);
 }
 
-void rc__redis_link_close(redis_adapter_t *r)
+static void on_grace(uv_timer_t *t)
 {
-    if (r->gai_busy)
-        uv_cancel((uv_req_t *)&r->gai);
-    /* A connected link sends what is queued, then closes. One still
-     * connecting has nothing worth sending and would wait for its queued
-     * replies (or its connect timeout) past the loop's end: teardown frees
-     * it now, like the subscription link. */
-    if (r->cmd && r->cmd_connected) {
-        r->cmd->data = NULL;
-        redisAsyncDisconnect(r->cmd);
-        r->cmd = NULL;
+    redis_adapter_t *r = t->data;
+    redisAsyncContext *ac = r->draining;
+
+    /* The command link did not finish in time (a stalled Redis): free it;
+     * its pending callbacks get NULL and find nothing owed. */
+    r->draining = NULL;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
     }
-    r->state = LINK_UP; /* so teardown runs its cleanup */
+    uv_close((uv_handle_t *)&r->retry, rc__redis_on_handle_closed);
+}
+
+bool rc__redis_link_close(redis_adapter_t *r)
+{
+    if (r->gai_busy) {
+        /* on_resolved still runs (UV_ECANCELED or done): it releases. */
+        r->handles++;
+        uv_cancel((uv_req_t *)&r->gai);
+    }
+    uv_timer_stop(&r->retry);
+    /* A connected link sends what is queued (the registry DEL), then
+     * closes, within RC_REDIS_CLOSE_GRACE_MS. One still connecting has
+     * nothing worth sending: teardown frees it now, like the subscription
+     * link. */
+    if (r->cmd && r->cmd_connected) {
+        redisAsyncContext *ac = r->cmd;
+        r->cmd = NULL;
+        r->draining = ac;
+        redisAsyncDisconnect(ac); /* may call on_disconnect at once */
+    }
+    r->state = LINK_CONNECTING; /* so teardown runs its cleanup */
     rc__redis_teardown(r, "shutdown");
+    if (!r->draining)
+        return false;
+    r->grace_armed = 1;
+    uv_timer_start(&r->retry, on_grace, RC_REDIS_CLOSE_GRACE_MS, 0);
+    return true;
 }

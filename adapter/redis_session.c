@@ -1,8 +1,7 @@
 /* What the Redis adapter keeps for the node as a whole: resume sessions
  * (save a snapshot, take it once through roomcast_resume), the node's
  * registry entry (Pnode:<id>, for `roomcast nodes`), and the node's own
- * channels: control commands (Pctl:<id>, `roomcast drain`) and the
- * liveness probe (Pprobe:<id>).
+ * control channel (Pctl:<id>, `roomcast drain`).
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
 
@@ -15,29 +14,22 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-typedef struct sess_req {
-    redis_adapter_t *r;
-    rc_adapter_session_cb cb;
-    void *arg;
-} sess_req_t;
-
-typedef struct done_req {
-    redis_adapter_t *r;
-    rc_adapter_done_cb cb;
-    void *arg;
-} done_req_t;
-
 /* ----------------------------------------------------------- sessions */
 
 static void on_saved(redisAsyncContext *ac, void *reply, void *pd)
 {
-    done_req_t *q = pd;
+    rreq_t *q = pd;
     redisReply *rep = reply;
     (void)ac;
 
     rc__redis_cmd_done(q->r);
-    q->cb(q->arg, rep && rep->type != REDIS_REPLY_ERROR ? RC_OK : RC_EBACKEND);
-    free(q);
+    if (q->owed) {
+        q->owed = false;
+        rc_list_remove(&q->link);
+        q->cb.save(q->arg, rep && rep->type != REDIS_REPLY_ERROR ? RC_OK
+                                                                 : RC_EBACKEND);
+    }
+    rc__redis_req_free(q);
 }
 
 void rc__redis_session_save(rc_adapter_t *ad, const char *session,
@@ -48,7 +40,7 @@ void rc__redis_session_save(rc_adapter_t *ad, const char *session,
     char key[RC_KEYS_MAX], ttl[32];
     const char *argv[5] = {"SET", key, json, "PX", ttl};
     size_t lens[5];
-    done_req_t *q = NULL;
+    rreq_t *q = NULL;
 
     if (rc_keys_session(key, sizeof(key), r->prefix, session) != RC_OK) {
         if (cb)
@@ -62,36 +54,44 @@ void rc__redis_session_save(rc_adapter_t *ad, const char *session,
     lens[3] = 2;
     lens[4] = strlen(ttl);
     if (!cb) {
-        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"session_save",
-                            5, argv, lens);
+        if (!r->closing)
+            (void)rc__redis_cmd(r, rc__redis_on_void_reply,
+                                (void *)"session_save", 5, argv, lens);
         return;
     }
-    q = rc_xmalloc(sizeof(*q));
-    q->r = r;
-    q->cb = cb;
+    q = rc__redis_req_new(r, REQ_SAVE);
+    q->cb.save = cb;
     q->arg = arg;
-    if (rc__redis_cmd(r, on_saved, q, 5, argv, lens) != RC_OK) {
+    if (r->closing ||
+        rc__redis_cmd(r, on_saved, q, 5, argv, lens) != RC_OK) {
         free(q);
         cb(arg, RC_EBACKEND);
+        return;
     }
+    rc_list_push(&r->owed, &q->link);
 }
 
 static void on_resume_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
-    sess_req_t *q = pd;
+    rreq_t *q = pd;
     redisReply *rep = reply;
     (void)ac;
 
     rc__redis_cmd_done(q->r);
+    if (!q->owed)
+        goto out;
+    q->owed = false;
+    rc_list_remove(&q->link);
     if (!rep || rep->type == REDIS_REPLY_ERROR)
-        q->cb(q->arg, RC_EBACKEND, false, NULL, 0);
+        q->cb.take(q->arg, RC_EBACKEND, false, NULL, 0);
     else if (rep->type == REDIS_REPLY_NIL)
-        q->cb(q->arg, RC_OK, true, NULL, 0);
+        q->cb.take(q->arg, RC_OK, true, NULL, 0);
     else if (rep->type == REDIS_REPLY_STRING && rep->len > 0)
-        q->cb(q->arg, RC_OK, false, rep->str, rep->len);
+        q->cb.take(q->arg, RC_OK, false, rep->str, rep->len);
     else
-        q->cb(q->arg, RC_OK, false, NULL, 0);
-    free(q);
+        q->cb.take(q->arg, RC_OK, false, NULL, 0);
+out:
+    rc__redis_req_free(q);
 }
 
 rc_err_t rc__redis_session_take(rc_adapter_t *ad, const char *session,
@@ -102,19 +102,21 @@ rc_err_t rc__redis_session_take(rc_adapter_t *ad, const char *session,
     char ttl[32];
     const char *argv[5] = {"FCALL", "roomcast_resume", "1", session, ttl};
     size_t lens[5];
-    sess_req_t *q;
+    rreq_t *q;
 
+    if (r->closing)
+        return RC_EBACKEND;
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
-    q = rc_xmalloc(sizeof(*q));
-    q->r = r;
-    q->cb = cb;
+    q = rc__redis_req_new(r, REQ_TAKE);
+    q->cb.take = cb;
     q->arg = arg;
     if (rc__redis_cmd(r, on_resume_reply, q, 5, argv, lens) != RC_OK) {
         free(q);
         return RC_EBACKEND;
     }
+    rc_list_push(&r->owed, &q->link);
     return RC_OK;
 }
 
@@ -156,9 +158,6 @@ void rc__redis_registry_leave(redis_adapter_t *r)
 bool rc__redis_node_message(redis_adapter_t *r, const char *ch, size_t chlen,
                             const char *payload, size_t plen)
 {
-    /* The probe only has to arrive: any traffic counts as life. */
-    if (chlen == strlen(r->ch_probe) && memcmp(ch, r->ch_probe, chlen) == 0)
-        return true;
     if (chlen == strlen(r->ch_ctl) && memcmp(ch, r->ch_ctl, chlen) == 0) {
         char cmdb[64];
         snprintf(cmdb, sizeof(cmdb), "%.*s", (int)(plen < 63 ? plen : 63),

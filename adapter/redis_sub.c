@@ -1,9 +1,11 @@
 /* The Redis adapter's rooms: the room table, each room's subscription
  * state machine (SUBSCRIBE/UNSUBSCRIBE in batches on the subscription
- * link), and the path of a channel message to the node: parse, check,
- * frame once, drop duplicates by seq, hold during a catch-up, deliver.
+ * link, adapter/sublink.c), and the path of a channel message to the node:
+ * parse, check the envelope's MAC and seq, frame once, drop duplicates by
+ * seq, hold during a catch-up, deliver.
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
+#include "adapter/sublink.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,9 +52,22 @@ void rc__redis_release_held(rroom_t *rm)
     rm->nheld = rm->capheld = 0;
 }
 
+void rc__redis_room_ref(rroom_t *rm)
+{
+    rm->refs++;
+}
+
+void rc__redis_room_unref(redis_adapter_t *r, rroom_t *rm)
+{
+    rm->refs--;
+    rc__redis_room_maybe_free(r, rm);
+}
+
 void rc__redis_room_maybe_free(redis_adapter_t *r, rroom_t *rm)
 {
-    if (rm->token || rm->state != SUB_NONE || !rc_list_empty(&rm->waiters) ||
+    /* A request refers to rm (waiting or in flight: refs covers both), or
+     * the room is open, subscribed, or in a batch: it stays. */
+    if (rm->refs || rm->token || rm->state != SUB_NONE ||
         !rc_list_empty(&rm->in_batch) || rm->catching)
         return;
     rc__redis_release_held(rm);
@@ -104,6 +119,24 @@ live:
         r->base.sink.deliver(r->base.sink.ctx, rm->token, m);
 }
 
+bool rc__redis_parse_seq(const char *s, size_t len, uint64_t *seq)
+{
+    uint64_t v = 0;
+
+    /* Digits only: strtoull() would take "-1" for 2^64-1. */
+    if (len == 0 || len > 16)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > RC_REDIS_MAX_SEQ)
+        return false;
+    *seq = v;
+    return true;
+}
+
 bool rc__redis_parse_entry(const char *s, size_t len, uint64_t *seq,
                            int64_t *t_us, const char **data, size_t *dlen)
 {
@@ -115,8 +148,7 @@ bool rc__redis_parse_entry(const char *s, size_t len, uint64_t *seq,
     p2 = memchr(p1 + 1, '|', len - (size_t)(p1 + 1 - s));
     if (!p2)
         return false;
-    *seq = strtoull(s, &end, 10);
-    if (end != p1 || *seq == 0)
+    if (!rc__redis_parse_seq(s, (size_t)(p1 - s), seq) || *seq == 0)
         return false;
     *t_us = strtoll(p1 + 1, &end, 10);
     if (end != p2)
@@ -174,9 +206,10 @@ rc_msg_t *rc__redis_frame(redis_adapter_t *r, const char *room, uint64_t seq,
     return rc_adapter_frame_msg(room, seq, data, dlen, t_ns);
 }
 
-static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
-                               const char *payload, size_t plen)
+void rc__redis_on_message(void *ctx, const char *ch, size_t chlen,
+                          const char *payload, size_t plen, bool sharded)
 {
+    redis_adapter_t *r = ctx;
     const char *room, *data = payload;
     size_t rlen, dlen = plen;
     uint64_t seq = 0;
@@ -185,6 +218,8 @@ static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
     rroom_t *rm;
     rc_msg_t *m;
 
+    (void)sharded;
+    r->last_sub_rx = uv_now(r->loop);
     if (rc__redis_node_message(r, ch, chlen, payload, plen))
         return;
     room = rc_keys_room_of(r->prefix, ch, chlen, &rlen);
@@ -197,9 +232,17 @@ static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
         return;
     r->m_received++;
     if (plen >= 2 && payload[0] == 'd' && payload[1] == '|') {
-        if (!rc__redis_parse_entry(payload + 2, plen - 2, &seq, &t_us, &data,
-                                   &dlen)) {
-            r->m_bad++;
+        /* Anyone may PUBLISH here: a durable envelope is believed only
+         * with the MAC the function library computed under the envelope
+         * key (PROTOCOL.md section 5: a raw PUBLISH never changes a room's
+         * seq). */
+        bool forged = false;
+        if (!rc__redis_open_envelope(r, name, payload + 2, plen - 2, &seq,
+                                     &t_us, &data, &dlen, &forged)) {
+            if (forged)
+                r->m_forged++;
+            else
+                r->m_bad++;
             return;
         }
         r->m_durable++;
@@ -218,88 +261,156 @@ static void on_channel_message(redis_adapter_t *r, const char *ch, size_t chlen,
 static void room_subscribed(redis_adapter_t *r, rroom_t *rm)
 {
     rm->state = SUB_ON;
+    rm->sub_backoff_ms = 0;
     r->m_subscribed++;
     while (!rc_list_empty(&rm->waiters)) {
-        hist_req_t *h = rc_container_of(rm->waiters.next, hist_req_t, link);
+        rreq_t *h = rc_container_of(rm->waiters.next, rreq_t, link);
         rc_list_remove(&h->link);
         rc__redis_history_issue(r, h);
     }
 }
 
-void rc__redis_on_sub_reply(redisAsyncContext *ac, void *reply, void *pd)
+/* The room of a room channel we subscribe to, or NULL. */
+static rroom_t *room_of_channel(redis_adapter_t *r, const char *ch, size_t len)
 {
-    redis_adapter_t *r = ac->data;
-    redisReply *rep = reply, *kind, *ch;
-    (void)pd;
+    size_t rlen;
+    const char *room = rc_keys_room_of(r->prefix, ch, len, &rlen);
 
-    if (!r || !rep)
-        return; /* the link is going away */
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING)
-        return;
+    return room ? rc__redis_room_find(r, room, rlen, false) : NULL;
+}
+
+void rc__redis_on_subscribed(void *ctx, const char *ch, size_t len,
+                             bool sharded, long long count)
+{
+    redis_adapter_t *r = ctx;
+    rroom_t *rm;
+
+    (void)sharded;
+    (void)count;
     r->last_sub_rx = uv_now(r->loop);
-    kind = rep->element[0];
-    ch = rep->element[1];
-    if (ch->type != REDIS_REPLY_STRING)
-        return;
-    if (strcmp(kind->str, "message") == 0) {
-        redisReply *pl = rep->element[2];
-        if (pl->type == REDIS_REPLY_STRING)
-            on_channel_message(r, ch->str, ch->len, pl->str, pl->len);
+    if (len == strlen(r->ch_ctl) && memcmp(ch, r->ch_ctl, len) == 0) {
+        r->ctl_subscribed = 1;
+        rc__redis_maybe_up(r); /* this may be the last thing it waited for */
         return;
     }
-    if (strcmp(kind->str, "subscribe") == 0) {
-        size_t rlen;
-        const char *room = rc_keys_room_of(r->prefix, ch->str, ch->len, &rlen);
-        rroom_t *rm;
-        if (!room) {
-            if (strcmp(ch->str, r->ch_ctl) == 0) {
-                r->ctl_subscribed = 1;
-                /* this may be the last thing it waited for */
-                rc__redis_maybe_up(r);
-            }
-            return;
-        }
-        rm = rc__redis_room_find(r, room, rlen, false);
-        if (rm && rm->state == SUB_PENDING)
-            room_subscribed(r, rm);
+    rm = room_of_channel(r, ch, len);
+    if (rm && rm->state == SUB_PENDING)
+        room_subscribed(r, rm);
+}
+
+void rc__redis_on_unsubscribed(void *ctx, const char *ch, size_t len,
+                               bool sharded, bool solicited)
+{
+    redis_adapter_t *r = ctx;
+    rroom_t *rm = room_of_channel(r, ch, len);
+    bool was_on;
+
+    (void)sharded;
+    r->last_sub_rx = uv_now(r->loop);
+    if (!rm)
         return;
-    }
-    if (strcmp(kind->str, "unsubscribe") == 0) {
-        size_t rlen;
-        const char *room = rc_keys_room_of(r->prefix, ch->str, ch->len, &rlen);
-        rroom_t *rm = room ? rc__redis_room_find(r, room, rlen, false) : NULL;
-        if (!rm || rm->state != SUB_LEAVING)
+    if (!solicited) {
+        /* Redis dropped the subscription by itself (a Cluster slot moved,
+         * a failover): an open room subscribes again and catches up. */
+        if (rm->state != SUB_ON && rm->state != SUB_PENDING)
             return;
+        was_on = rm->state == SUB_ON;
         rm->state = SUB_NONE;
-        if (r->m_subscribed)
+        if (was_on && r->m_subscribed)
             r->m_subscribed--;
         if (rm->token) {
-            /* Rejoined while the unsubscribe was in flight: hiredis has
-             * dropped the channel's callback only now, so resubscribe
-             * after it, never before. */
-            rc_list_push(&r->sub_batch, &rm->in_batch);
+            rc_log(RC_LOG_WARN, "redis_unsubscribed_by_server", "room=%s",
+                   rm->name);
+            if (rc_list_empty(&rm->in_batch))
+                rc_list_push(&r->sub_batch, &rm->in_batch);
+            rc__redis_catchup_begin(r, rm);
             rc__redis_flush_batches(r);
         } else {
-            rm->last_seq = rm->known_seq = 0;
             rc__redis_room_maybe_free(r, rm);
         }
+        return;
+    }
+    if (rm->state != SUB_LEAVING)
+        return;
+    rm->state = SUB_NONE;
+    if (r->m_subscribed)
+        r->m_subscribed--;
+    if (rm->token) {
+        /* Rejoined while the unsubscribe was in flight: resubscribe after
+         * it, never before. */
+        rc_list_push(&r->sub_batch, &rm->in_batch);
+        rc__redis_flush_batches(r);
+    } else {
+        rm->last_seq = rm->known_seq = 0;
+        rc__redis_room_maybe_free(r, rm);
     }
 }
 
-static void send_channel_batch(redis_adapter_t *r, const char *verb,
+void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
+                            const rc_sublink_cmd_t *cmd)
+{
+    redis_adapter_t *r = ctx;
+    rc_list_t failed;
+
+    r->last_sub_rx = uv_now(r->loop);
+    rc_log(RC_LOG_WARN, "redis_subscribe_refused", "op=%d channels=%zu err=\"%.*s\"",
+           (int)cmd->op, cmd->n, (int)(len > 200 ? 200 : len), text);
+    if (cmd->op == RC_SUBLINK_PING)
+        return; /* still an answer: the link lives */
+    rc_list_init(&failed);
+    for (size_t i = cmd->confirmed; i < cmd->n; i++) {
+        rroom_t *rm = room_of_channel(r, cmd->channels[i], cmd->lens[i]);
+        if (!rm) {
+            if (cmd->lens[i] == strlen(r->ch_ctl) &&
+                memcmp(cmd->channels[i], r->ch_ctl, cmd->lens[i]) == 0)
+                rc__redis_teardown(r, "control channel SUBSCRIBE refused");
+            continue;
+        }
+        if (cmd->op == RC_SUBLINK_SUBSCRIBE ||
+            cmd->op == RC_SUBLINK_SSUBSCRIBE) {
+            if (rm->state != SUB_PENDING)
+                continue;
+            /* Refused (an ACL, say): the joins waiting on it get an error,
+             * and an open room tries again after a backoff instead of
+             * staying pending forever. */
+            r->m_sub_refused++;
+            rm->state = SUB_NONE;
+            rm->catching = 0;
+            rc__redis_list_move(&failed, &rm->waiters);
+            rm->sub_backoff_ms =
+                rm->sub_backoff_ms ? rm->sub_backoff_ms * 2
+                                   : RC_REDIS_BACKOFF_MIN_MS * 10;
+            if (rm->sub_backoff_ms > RC_REDIS_BACKOFF_MAX_MS * 6)
+                rm->sub_backoff_ms = RC_REDIS_BACKOFF_MAX_MS * 6;
+            rm->retry_at = uv_now(r->loop) + rm->sub_backoff_ms;
+        } else if (rm->state == SUB_LEAVING) {
+            /* Still subscribed: try to leave again later. */
+            rm->state = SUB_ON;
+            if (!rm->token)
+                rm->unsub_at = uv_now(r->loop) + (uint64_t)r->unsub_delay;
+        }
+    }
+    /* Callbacks last: they may close rooms. Each request holds its room. */
+    rc__redis_fail_list(r, &failed);
+    for (size_t i = cmd->confirmed; i < cmd->n && r->state == LINK_UP; i++) {
+        rroom_t *rm = room_of_channel(r, cmd->channels[i], cmd->lens[i]);
+        if (rm)
+            rc__redis_room_maybe_free(r, rm);
+    }
+}
+
+static void send_channel_batch(redis_adapter_t *r, bool subscribe,
                                rc_list_t *batch, sub_state_t next)
 {
-    const char *argv[RC_REDIS_SUB_BATCH + 1];
-    size_t lens[RC_REDIS_SUB_BATCH + 1];
+    const char *argv[RC_REDIS_SUB_BATCH];
+    size_t lens[RC_REDIS_SUB_BATCH];
     char *chans[RC_REDIS_SUB_BATCH];
-    int argc;
+    size_t n;
 
-    while (!rc_list_empty(batch)) {
-        argc = 1;
-        argv[0] = verb;
-        lens[0] = strlen(verb);
-        while (!rc_list_empty(batch) && argc <= RC_REDIS_SUB_BATCH) {
+    while (!rc_list_empty(batch) && r->sub) {
+        rc_err_t err;
+        n = 0;
+        while (!rc_list_empty(batch) && n < RC_REDIS_SUB_BATCH) {
             rroom_t *rm = rc_container_of(batch->next, rroom_t, in_batch);
             char ch[RC_KEYS_MAX];
             rc_list_remove(&rm->in_batch);
@@ -308,19 +419,28 @@ static void send_channel_batch(redis_adapter_t *r, const char *verb,
                 rc_log(RC_LOG_WARN, "redis_room_too_long", "room=%s", rm->name);
                 continue;
             }
-            chans[argc - 1] = rc_xstrdup(ch);
-            argv[argc] = chans[argc - 1];
-            lens[argc] = strlen(chans[argc - 1]);
+            chans[n] = rc_xstrdup(ch);
+            argv[n] = chans[n];
+            lens[n] = strlen(chans[n]);
             rm->state = (uint8_t)next;
-            argc++;
+            n++;
         }
-        /* hiredis registers the callback for each channel of the batch. */
-        if (argc > 1 &&
-            redisAsyncCommandArgv(r->sub, rc__redis_on_sub_reply, NULL, argc,
-                                  argv, lens) != REDIS_OK)
-            rc_log(RC_LOG_WARN, "redis_batch_failed", "verb=%s", verb);
-        for (int i = 0; i < argc - 1; i++)
+        if (n == 0)
+            break;
+        /* The cookie is unused: an error names the batch's channels. */
+        err = subscribe ? rc_sublink_subscribe(r->sub, argv, lens, n, false, 0)
+                        : rc_sublink_unsubscribe(r->sub, argv, lens, n, false,
+                                                 0);
+        for (size_t i = 0; i < n; i++)
             free(chans[i]);
+        if (err != RC_OK) {
+            /* The link is failing (on_close follows and resubscribes
+             * everything) or full: either way, a teardown rebuilds it. */
+            rc_log(RC_LOG_WARN, "redis_batch_failed", "verb=%s err=%s",
+                   subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", rc_err_str(err));
+            rc__redis_teardown(r, "subscription batch failed");
+            return;
+        }
     }
 }
 
@@ -328,8 +448,8 @@ void rc__redis_flush_batches(redis_adapter_t *r)
 {
     if (r->state != LINK_UP || !r->sub)
         return;
-    send_channel_batch(r, "SUBSCRIBE", &r->sub_batch, SUB_PENDING);
-    send_channel_batch(r, "UNSUBSCRIBE", &r->unsub_batch, SUB_LEAVING);
+    send_channel_batch(r, true, &r->sub_batch, SUB_PENDING);
+    send_channel_batch(r, false, &r->unsub_batch, SUB_LEAVING);
 }
 
 static void on_flush(uv_timer_t *t)
@@ -370,13 +490,19 @@ void rc__redis_rooms_down(redis_adapter_t *r)
 {
     rc_htab_it_t it = {0, NULL};
     rc_hnode_t *n;
+    rc_list_t failed;
 
+    /* First the walk, with no callback into the node: every waiter goes
+     * onto one detached list (each holds its room), and only rooms
+     * nothing holds are freed, each while it is the current one. */
+    rc_list_init(&failed);
     r->m_subscribed = 0;
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
         rm->state = SUB_NONE;
+        rm->retry_at = 0;
         rc_list_remove(&rm->in_batch);
-        rc__redis_fail_waiters(r, rm);
+        rc__redis_list_move(&failed, &rm->waiters);
         if (rm->catching) {
             /* Deliver what was held; the next catch-up covers the rest. */
             rm->catching = 0;
@@ -386,6 +512,8 @@ void rc__redis_rooms_down(redis_adapter_t *r)
         }
         rc__redis_room_maybe_free(r, rm);
     }
+    /* Then the callbacks: they may close (and so free) any room. */
+    rc__redis_fail_list(r, &failed);
 }
 
 void rc__redis_rooms_sweep(redis_adapter_t *r, uint64_t now)
@@ -393,13 +521,20 @@ void rc__redis_rooms_sweep(redis_adapter_t *r, uint64_t now)
     rc_htab_it_t it = {0, NULL};
     rc_hnode_t *n;
 
-    /* Unsubscribe rooms whose last member left long enough ago. */
+    /* Unsubscribe rooms whose last member left long enough ago; retry
+     * refused subscriptions of open rooms. Nothing here frees a room. */
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
         if (!rm->token && rm->state == SUB_ON && rm->unsub_at &&
             rm->unsub_at <= now && rc_list_empty(&rm->waiters)) {
             rm->unsub_at = 0;
             rc_list_push(&r->unsub_batch, &rm->in_batch);
+        }
+        if (rm->retry_at && rm->retry_at <= now) {
+            rm->retry_at = 0;
+            if (rm->token && rm->state == SUB_NONE &&
+                rc_list_empty(&rm->in_batch))
+                rc_list_push(&r->sub_batch, &rm->in_batch);
         }
     }
 }

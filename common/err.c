@@ -29,6 +29,8 @@ const char *rc_err_str(rc_err_t err)
         return "forbidden";
     case RC_EBACKEND:
         return "backend error";
+    case RC_EREPLICA:
+        return "replication: fewer replicas confirmed than asked";
     }
     return "unknown error";
 }

@@ -26,6 +26,7 @@ typedef enum rc_err {
     RC_EAUTH = -9,     /* authentication refused */
     RC_EFORBID = -10,  /* authenticated, but not allowed */
     RC_EBACKEND = -11, /* the message backend (Redis) failed */
+    RC_EREPLICA = -12, /* written, but fewer replicas confirmed than asked */
 } rc_err_t;
 
 /* Returns a static string naming err; never NULL. */

@@ -728,7 +728,11 @@ static void on_published(void *arg, rc_err_t err, uint64_t seq)
 
     if (op->c) {
         if (err != RC_OK) {
-            op_error(op, "internal", "publish failed");
+            op_error(op, "internal",
+                     err == RC_EREPLICA
+                         ? "publish failed: replication (too few replicas "
+                           "confirmed)"
+                         : "publish failed");
         } else {
             op->n->metrics.publishes++;
             send_owned(

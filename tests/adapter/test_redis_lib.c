@@ -17,7 +17,7 @@
 
 static void test_filled_in(void **state)
 {
-    char *lib = rc__redis_library("pre:", 100, 300000, 65536);
+    char *lib = rc__redis_library("pre:", 100, 300000, 65536, "00ff");
 
     (void)state;
     assert_non_null(lib);
@@ -26,6 +26,7 @@ static void test_filled_in(void **state)
     assert_non_null(strstr(lib, "local HSIZE = 100 "));
     assert_non_null(strstr(lib, "local TTL = 300000 "));
     assert_non_null(strstr(lib, "local MAXB = 65536 "));
+    assert_non_null(strstr(lib, "local K = '00ff'"));
     /* no placeholder is left: "@" + an upper-case name + "@" */
     for (const char *p = strchr(lib, '@'); p; p = strchr(p + 1, '@'))
         assert_false(p[1] >= 'A' && p[1] <= 'Z');
@@ -37,7 +38,7 @@ static void test_filled_in(void **state)
 
 static void test_empty_prefix_and_large_sizes(void **state)
 {
-    char *lib = rc__redis_library("", 4294967295u, INT64_MAX, 16777216);
+    char *lib = rc__redis_library("", 4294967295u, INT64_MAX, 16777216, NULL);
 
     (void)state;
     assert_non_null(lib);
@@ -50,9 +51,11 @@ static void test_empty_prefix_and_large_sizes(void **state)
 static void test_bad_prefix(void **state)
 {
     (void)state;
-    assert_null(rc__redis_library("a'b", 1, 1, 1));
-    assert_null(rc__redis_library("a\\b", 1, 1, 1));
-    assert_null(rc__redis_library("a{b", 1, 1, 1));
+    assert_null(rc__redis_library("a'b", 1, 1, 1, NULL));
+    assert_null(rc__redis_library("a\\b", 1, 1, 1, NULL));
+    assert_null(rc__redis_library("a{b", 1, 1, 1, NULL)
+    );
+    assert_null(rc__redis_library("p:", 1, 1, 1, "zz'"));
 }
 
 int main(void)
