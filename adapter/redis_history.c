@@ -211,8 +211,7 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
         size_t dlen;
         rc_msg_t *m;
         if (e->type != REDIS_REPLY_STRING ||
-            !rc__redis_parse_entry(e->str, e->len, &seq, &t_us, &data,
-                                   &dlen)) {
+            !rc__redis_parse_entry(e->str, e->len, &seq, &t_us, &data, &dlen)) {
             r->m_bad_seq++;
             continue;
         }
@@ -238,8 +237,8 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
         finish_catchup(r, rm, msgs, n);
     } else {
         h->owed = false;
-        h->cb.hist(h->arg, RC_OK, latest, h->has_since ? recovered : true,
-                   msgs, n);
+        h->cb.hist(h->arg, RC_OK, latest, h->has_since ? recovered : true, msgs,
+                   n);
     }
     free_msgs(msgs, n);
     goto out;
@@ -334,8 +333,7 @@ bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
     if (!c)
         return false;
     ok = EVP_DigestInit_ex(c, EVP_sha1(), NULL) &&
-         EVP_DigestUpdate(c, r->envkey, klen) &&
-         EVP_DigestUpdate(c, "|", 1) &&
+         EVP_DigestUpdate(c, r->envkey, klen) && EVP_DigestUpdate(c, "|", 1) &&
          EVP_DigestUpdate(c, room, strlen(room)) &&
          EVP_DigestUpdate(c, "|", 1) &&
          EVP_DigestUpdate(c, s, (size_t)(p2 - s)) && /* "seq|t_us" */
@@ -389,8 +387,7 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *pd)
     } else {
         p->err = RC_EBACKEND;
         if (rep && rep->type == REDIS_REPLY_ERROR)
-            rc_log(RC_LOG_WARN, "redis_publish_error", "err=\"%s\"",
-                   rep->str);
+            rc_log(RC_LOG_WARN, "redis_publish_error", "err=\"%s\"", rep->str);
     }
     if (p->hold)
         return; /* WAIT answers next */
@@ -414,9 +411,8 @@ static void on_wait_reply(redisAsyncContext *ac, void *reply, void *pd)
     (void)ac;
 
     req_reply(p);
-    if (p->err == RC_OK &&
-        (!rep || rep->type != REDIS_REPLY_INTEGER ||
-         rep->integer < (long long)r->wait_replicas)) {
+    if (p->err == RC_OK && (!rep || rep->type != REDIS_REPLY_INTEGER ||
+                            rep->integer < (long long)r->wait_replicas)) {
         /* Written on the master, not (yet) on enough replicas: the
          * publisher hears it, the message may still reach clients. */
         r->m_repl_fail++;

@@ -92,14 +92,14 @@ typedef enum sub_state {
  * referred to by a request, or in a batch. Freed by
  * rc__redis_room_maybe_free() once none of those holds. */
 typedef struct rroom {
-    rc_hnode_t node;    /* redis_adapter.rooms */
-    rc_list_t in_batch; /* subscribe or unsubscribe batch */
-    rc_list_t waiters;  /* rreq_t (history) waiting for SUB_ON */
-    uint32_t refs;      /* requests pointing here (rreq.room) */
-    uint64_t last_seq;  /* last durable seq delivered to the node */
-    uint64_t known_seq; /* latest seq a history read reported */
-    uint64_t unsub_at;  /* loop ms; 0 when not scheduled */
-    uint64_t retry_at;  /* loop ms: resubscribe after a refusal; 0: none */
+    rc_hnode_t node;         /* redis_adapter.rooms */
+    rc_list_t in_batch;      /* subscribe or unsubscribe batch */
+    rc_list_t waiters;       /* rreq_t (history) waiting for SUB_ON */
+    uint32_t refs;           /* requests pointing here (rreq.room) */
+    uint64_t last_seq;       /* last durable seq delivered to the node */
+    uint64_t known_seq;      /* latest seq a history read reported */
+    uint64_t unsub_at;       /* loop ms; 0 when not scheduled */
+    uint64_t retry_at;       /* loop ms: resubscribe after a refusal; 0: none */
     uint32_t sub_backoff_ms; /* doubles with each refused SUBSCRIBE */
     rc_msg_t **held;         /* live frames held during a catch-up */
     uint32_t nheld, capheld;
@@ -127,8 +127,8 @@ typedef struct rreq {
     uint8_t kind;  /* rreq_kind_t */
     bool owed;     /* the op's callback is still to be called */
     bool catchup, has_since;
-    uint8_t hold;  /* hiredis callbacks still to come */
-    rc_err_t err;  /* publish: the FCALL's outcome, until WAIT answers */
+    uint8_t hold; /* hiredis callbacks still to come */
+    rc_err_t err; /* publish: the FCALL's outcome, until WAIT answers */
     uint64_t since, seq;
     union {
         rc_adapter_history_cb hist;
@@ -138,7 +138,6 @@ typedef struct rreq {
     } cb;
     void *arg;
 } rreq_t;
-
 
 struct redis_adapter {
     rc_adapter_t base;
@@ -156,7 +155,7 @@ struct redis_adapter {
     redisAsyncContext *draining;
     int grace_armed;     /* the retry timer bounds draining */
     uint64_t connect_ms; /* uv_now() when the connect began */
-    rc_sublink_t *sub;      /* NULL while down */
+    rc_sublink_t *sub;   /* NULL while down */
     link_state_t state;
     int cmd_connected, sub_connected, lib_loaded, ctl_subscribed;
     uv_getaddrinfo_t gai;

@@ -56,16 +56,15 @@ char *rc__redis_library(const char *prefix, uint32_t history_size,
     /* The prefix is pasted into a Lua string literal: rc_redis_prefix_ok()
      * refuses quotes and backslashes. */
     const subst_t sub[] = {
-        {"@PREFIX@", prefix},
-        {"@HISTORY_SIZE@", hsize},
-        {"@HISTORY_TTL_MS@", ttl},
-        {"@MAX_PUBLISH@", maxb},
+        {"@PREFIX@", prefix},      {"@HISTORY_SIZE@", hsize},
+        {"@HISTORY_TTL_MS@", ttl}, {"@MAX_PUBLISH@", maxb},
         {"@ENVKEY@", key},
     };
     size_t len;
     char *lib;
 
-    if (!rc_redis_prefix_ok(prefix) || strspn(key, "0123456789abcdef") != strlen(key))
+    if (!rc_redis_prefix_ok(prefix) ||
+        strspn(key, "0123456789abcdef") != strlen(key))
         return NULL;
     snprintf(hsize, sizeof(hsize), "%" PRIu32, history_size);
     snprintf(ttl, sizeof(ttl), "%" PRId64, history_ttl_ms);

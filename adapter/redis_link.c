@@ -188,9 +188,9 @@ static void on_envkey_reply(redisAsyncContext *ac, void *reply, void *pd)
     memcpy(r->envkey, rep->str, RC_REDIS_ENVKEY_HEX);
     r->envkey[RC_REDIS_ENVKEY_HEX] = '\0';
     free(r->library);
-    r->library = rc__redis_library(r->prefix, r->history_size,
-                                   r->history_ttl_ms, r->max_publish,
-                                   r->envkey);
+    r->library =
+        rc__redis_library(r->prefix, r->history_size, r->history_ttl_ms,
+                          r->max_publish, r->envkey);
     {
         const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", r->library};
         size_t lens[4] = {8, 4, 7, strlen(r->library)};
@@ -265,13 +265,13 @@ static void auth_cmd_link(redis_adapter_t *r)
     if (r->url.user[0]) {
         const char *argv[3] = {"AUTH", r->url.user, r->url.password};
         size_t lens[3] = {4, strlen(r->url.user), strlen(r->url.password)};
-        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"auth", 3,
-                            argv, lens);
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"auth", 3, argv,
+                            lens);
     } else {
         const char *argv[2] = {"AUTH", r->url.password};
         size_t lens[2] = {4, strlen(r->url.password)};
-        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"auth", 2,
-                            argv, lens);
+        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"auth", 2, argv,
+                            lens);
     }
 }
 

@@ -26,8 +26,8 @@ static void on_saved(redisAsyncContext *ac, void *reply, void *pd)
     if (q->owed) {
         q->owed = false;
         rc_list_remove(&q->link);
-        q->cb.save(q->arg, rep && rep->type != REDIS_REPLY_ERROR ? RC_OK
-                                                                 : RC_EBACKEND);
+        q->cb.save(q->arg,
+                   rep && rep->type != REDIS_REPLY_ERROR ? RC_OK : RC_EBACKEND);
     }
     rc__redis_req_free(q);
 }
@@ -62,8 +62,7 @@ void rc__redis_session_save(rc_adapter_t *ad, const char *session,
     q = rc__redis_req_new(r, REQ_SAVE);
     q->cb.save = cb;
     q->arg = arg;
-    if (r->closing ||
-        rc__redis_cmd(r, on_saved, q, 5, argv, lens) != RC_OK) {
+    if (r->closing || rc__redis_cmd(r, on_saved, q, 5, argv, lens) != RC_OK) {
         free(q);
         cb(arg, RC_EBACKEND);
         return;

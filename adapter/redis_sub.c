@@ -353,8 +353,9 @@ void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
     rc_list_t failed;
 
     r->last_sub_rx = uv_now(r->loop);
-    rc_log(RC_LOG_WARN, "redis_subscribe_refused", "op=%d channels=%zu err=\"%.*s\"",
-           (int)cmd->op, cmd->n, (int)(len > 200 ? 200 : len), text);
+    rc_log(RC_LOG_WARN, "redis_subscribe_refused",
+           "op=%d channels=%zu err=\"%.*s\"", (int)cmd->op, cmd->n,
+           (int)(len > 200 ? 200 : len), text);
     if (cmd->op == RC_SUBLINK_PING)
         return; /* still an answer: the link lives */
     rc_list_init(&failed);
@@ -377,9 +378,9 @@ void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
             rm->state = SUB_NONE;
             rm->catching = 0;
             rc__redis_list_move(&failed, &rm->waiters);
-            rm->sub_backoff_ms =
-                rm->sub_backoff_ms ? rm->sub_backoff_ms * 2
-                                   : RC_REDIS_BACKOFF_MIN_MS * 10;
+            rm->sub_backoff_ms = rm->sub_backoff_ms
+                                     ? rm->sub_backoff_ms * 2
+                                     : RC_REDIS_BACKOFF_MIN_MS * 10;
             if (rm->sub_backoff_ms > RC_REDIS_BACKOFF_MAX_MS * 6)
                 rm->sub_backoff_ms = RC_REDIS_BACKOFF_MAX_MS * 6;
             rm->retry_at = uv_now(r->loop) + rm->sub_backoff_ms;
@@ -428,9 +429,9 @@ static void send_channel_batch(redis_adapter_t *r, bool subscribe,
         if (n == 0)
             break;
         /* The cookie is unused: an error names the batch's channels. */
-        err = subscribe ? rc_sublink_subscribe(r->sub, argv, lens, n, false, 0)
-                        : rc_sublink_unsubscribe(r->sub, argv, lens, n, false,
-                                                 0);
+        err = subscribe
+                  ? rc_sublink_subscribe(r->sub, argv, lens, n, false, 0)
+                  : rc_sublink_unsubscribe(r->sub, argv, lens, n, false, 0);
         for (size_t i = 0; i < n; i++)
             free(chans[i]);
         if (err != RC_OK) {

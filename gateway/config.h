@@ -54,10 +54,12 @@ typedef struct rc_config {
     int64_t heartbeat_ms; /* 25000 */
 
     /* history and resume */
-    uint32_t history_size;  /* 100 */
-    int64_t history_ttl_ms; /* 300000 */
-    int64_t resume_ttl_ms;  /* 120000 */
-    char *resume_secret;    /* from resume_secret or resume_secret_file */
+    uint32_t history_size;         /* 100 */
+    int64_t history_ttl_ms;        /* 300000 */
+    uint32_t redis_wait_replicas;  /* 0: no WAIT after a durable publish */
+    int64_t redis_wait_timeout_ms; /* 1000 */
+    int64_t resume_ttl_ms;         /* 120000 */
+    char *resume_secret; /* from resume_secret or resume_secret_file */
     size_t resume_secret_len;
     int64_t drain_window_ms;  /* 10000 */
     int64_t drain_timeout_ms; /* 30000 */

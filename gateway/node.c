@@ -2033,6 +2033,8 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
             .history_ttl_ms = cfg->history_ttl_ms,
             .max_publish = cfg->max_publish,
             .unsubscribe_delay_ms = 2000,
+            .wait_replicas = cfg->redis_wait_replicas,
+            .wait_timeout_ms = cfg->redis_wait_timeout_ms,
         };
         n->adapter = rc_adapter_create(loop, &sink, &acfg, err, errlen);
         if (!n->adapter)

@@ -53,8 +53,7 @@ static void test_bad_prefix(void **state)
     (void)state;
     assert_null(rc__redis_library("a'b", 1, 1, 1, NULL));
     assert_null(rc__redis_library("a\\b", 1, 1, 1, NULL));
-    assert_null(rc__redis_library("a{b", 1, 1, 1, NULL)
-    );
+    assert_null(rc__redis_library("a{b", 1, 1, 1, NULL));
     assert_null(rc__redis_library("p:", 1, 1, 1, "zz'"));
 }
 
