@@ -699,6 +699,8 @@ static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
     }
     data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!data) {
+        /* req->data is parsed JSON: only an allocation can fail here. */
+        n->metrics.drops[RC_DROP_NO_MEMORY]++;
         send_error(n, c, req, "internal", "cannot encode data");
         return;
     }
@@ -1552,7 +1554,7 @@ static void send_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
         send_owned(n, c, rc_proto_json(f));
         json_decref(f);
     }
-    n->clients_moved++;
+    n->metrics.drain_clients_moved++;
     /* Queued frames go out first; the close follows them (conn_close). */
     conn_close(n, c, 1012);
 }
@@ -1607,7 +1609,7 @@ static void on_drain_tick(uv_timer_t *t)
     if (n->nconns == 0 || elapsed >= (uint64_t)n->cfg->drain_timeout_ms) {
         rc_log(RC_LOG_INFO, "drain_done",
                "left=%u moved=%" PRIu64 " ms=%" PRIu64, n->nconns,
-               n->clients_moved, elapsed);
+               n->metrics.drain_clients_moved, elapsed);
         uv_timer_stop(t);
         rc_node_stop(n);
         return;
@@ -1642,196 +1644,6 @@ void rc_node_drain(rc_node_t *n)
            "connections=%u window_ms=%" PRId64 " timeout_ms=%" PRId64,
            n->nconns, n->cfg->drain_window_ms, n->cfg->drain_timeout_ms);
     uv_timer_start(&n->drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
-}
-
-/* ------------------------------------------------------- admin routes */
-
-/* An adapter's metric, as Prometheus text into the rc_buf_t at ctx. */
-static void emit_metric(void *ctx, rc_metric_kind_t kind, const char *name,
-                        const char *help, uint64_t value)
-{
-    rc_buf_printf(ctx,
-                  "# HELP roomcast_%s %s\n# TYPE roomcast_%s %s\n"
-                  "roomcast_%s %" PRIu64 "\n",
-                  name, help, name,
-                  kind == RC_METRIC_COUNTER ? "counter" : "gauge", name, value);
-}
-
-static void render_metrics(rc_node_t *n, rc_buf_t *b)
-{
-    const rc_metrics_t *m = &n->metrics;
-    uint64_t qbytes = 0, cum = 0;
-    rc_list_t *it;
-
-    rc_list_foreach(it, &n->conns)
-    {
-        qbytes +=
-            rc_outq_bytes(&rc_container_of(it, rc_conn_t, in_server)->outq);
-    }
-#define G(name, help, v)                                                       \
-    rc_buf_printf(b,                                                           \
-                  "# HELP roomcast_" name " " help "\n# TYPE roomcast_" name   \
-                  " gauge\nroomcast_" name " %" PRIu64 "\n",                   \
-                  (uint64_t)(v))
-#define C(name, help, v)                                                       \
-    rc_buf_printf(b,                                                           \
-                  "# HELP roomcast_" name " " help "\n# TYPE roomcast_" name   \
-                  " counter\nroomcast_" name " %" PRIu64 "\n",                 \
-                  (uint64_t)(v))
-    G("connections", "Open client connections.", n->nconns);
-    G("pending_auth", "Connections waiting for their auth frame.", n->npending);
-    G("rooms", "Rooms with local members.", rc_hub_room_count(n->hub));
-    G("memberships", "Room memberships on this node.",
-      rc_hub_member_count(n->hub));
-    G("queue_bytes", "Bytes queued to clients, not yet written.", qbytes);
-    G("ready", "1 when the node takes new clients.",
-      !n->stopping && !n->draining && n->adapter->ops->ready(n->adapter));
-    G("draining", "1 while the node drains.", n->draining);
-    C("drain_clients_moved_total", "Clients sent reconnect by a drain.",
-      n->clients_moved);
-    C("resumes_accepted_total", "Sessions restored from a resume token.",
-      m->resumes_accepted);
-    rc_buf_printf(b, "# HELP roomcast_resumes_refused_total Resume tokens "
-                     "refused, by reason.\n# TYPE "
-                     "roomcast_resumes_refused_total counter\n");
-    for (int r = 0; r < RC_RESUME_REFUSAL_COUNT; r++)
-        rc_buf_printf(
-            b, "roomcast_resumes_refused_total{reason=\"%s\"} %" PRIu64 "\n",
-            rc_resume_refusal_str((rc_resume_refusal_t)r),
-            m->resumes_refused[r]);
-    C("connections_opened_total", "Connections upgraded.", m->conns_opened);
-    C("connections_closed_total", "Connections closed.", m->conns_closed);
-    C("frames_in_total", "Frames received from clients.", m->frames_in);
-    C("frames_out_total", "Frames written to clients.", m->frames_out);
-    C("writes_total", "Socket writes (several frames may share one).",
-      m->writes);
-    C("direct_writes_total",
-      "Writes made at the end of a loop iteration without waiting for "
-      "WRITEABLE (a subset of writes_total).",
-      m->direct_writes);
-    C("deliveries_total", "Room messages queued to clients.", m->deliveries);
-    C("bytes_out_total", "Bytes written to clients.", m->bytes_out);
-    C("publishes_total", "Publishes accepted from clients.", m->publishes);
-    C("slow_consumer_closes_total", "Clients closed with 4009.",
-      m->slow_consumer_closes);
-    C("rate_limited_total", "Frames refused by the rate limit.",
-      m->rate_limited);
-    C("rate_limit_closes_total", "Clients closed with 4008.",
-      m->rate_limit_closes);
-    C("bad_requests_total", "Frames answered with bad_request or bad_room.",
-      m->bad_requests);
-    C("oversize_closes_total", "Clients closed with 1009.", m->oversize_closes);
-    C("heartbeat_closes_total", "Clients closed for silence.",
-      m->heartbeat_closes);
-    C("upgrades_refused_total", "Upgrades refused before the handshake.",
-      m->upgrades_refused);
-    C("token_expired_closes_total", "Clients closed when their token expired.",
-      m->token_expired_closes);
-    rc_buf_printf(b, "# HELP roomcast_auth_failures_total Tokens refused, "
-                     "by reason.\n# TYPE roomcast_auth_failures_total "
-                     "counter\n");
-    for (int r = 1; r < RC_AUTH_REASON_COUNT; r++)
-        rc_buf_printf(
-            b, "roomcast_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
-            rc_auth_reason_str((rc_auth_reason_t)r), m->auth_failures[r]);
-    rc_buf_printf(b, "# HELP roomcast_drops_total Published messages dropped, "
-                     "by reason.\n# TYPE roomcast_drops_total counter\n");
-    for (int r = 0; r < RC_DROP_REASON_COUNT; r++)
-        rc_buf_printf(b, "roomcast_drops_total{reason=\"%s\"} %" PRIu64 "\n",
-                      rc_drop_reason_str((rc_drop_reason_t)r), m->drops[r]);
-    rc_buf_printf(b, "# HELP roomcast_publish_deliver_seconds Publish to "
-                     "socket write.\n# TYPE roomcast_publish_deliver_seconds "
-                     "histogram\n");
-    for (int i = 0; i < RC_METRICS_LAT_BUCKETS; i++) {
-        cum += m->lat_buckets[i];
-        if (i == RC_METRICS_LAT_BUCKETS - 1)
-            rc_buf_printf(b,
-                          "roomcast_publish_deliver_seconds_bucket{le=\"+Inf\"}"
-                          " %" PRIu64 "\n",
-                          cum);
-        else
-            rc_buf_printf(b,
-                          "roomcast_publish_deliver_seconds_bucket{le=\"%g\"} "
-                          "%" PRIu64 "\n",
-                          rc_metrics_lat_bounds[i], cum);
-    }
-    rc_buf_printf(b, "roomcast_publish_deliver_seconds_sum %.9f\n",
-                  m->lat_sum_s);
-    rc_buf_printf(b, "roomcast_publish_deliver_seconds_count %" PRIu64 "\n",
-                  m->lat_count);
-    n->adapter->ops->metrics(n->adapter, emit_metric, b);
-#undef G
-#undef C
-}
-
-static void render_stats(rc_node_t *n, rc_buf_t *b)
-{
-    json_t *s = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                          "node", n->cfg->node_id, "state",
-                          n->stopping   ? "stopping"
-                          : n->draining ? "draining"
-                                        : "serving",
-                          "adapter", n->adapter->ops->name, "connections",
-                          (json_int_t)n->nconns, "pending_auth",
-                          (json_int_t)n->npending, "rooms",
-                          (json_int_t)rc_hub_room_count(n->hub), "memberships",
-                          (json_int_t)rc_hub_member_count(n->hub), "deliveries",
-                          (json_int_t)n->metrics.deliveries, "frames_out",
-                          (json_int_t)n->metrics.frames_out, "writes",
-                          (json_int_t)n->metrics.writes);
-    char *txt = s ? json_dumps(s, JSON_COMPACT) : NULL;
-
-    if (txt) {
-        rc_buf_append(b, txt, strlen(txt));
-        rc_buf_append(b, "\n", 1);
-    }
-    free(txt);
-    json_decref(s);
-}
-
-static int admin_handler(void *ctx, const char *method, const char *path,
-                         rc_buf_t *body, const char **ctype)
-{
-    rc_node_t *n = ctx;
-    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-
-    if (strcmp(path, "/healthz") == 0 && get) {
-        rc_buf_printf(body, "ok\n");
-        return 200;
-    }
-    if (strcmp(path, "/readyz") == 0 && get) {
-        if (n->stopping || n->draining) {
-            rc_buf_printf(body, "draining\n");
-            return 503;
-        }
-        if (!n->adapter->ops->ready(n->adapter)) {
-            rc_buf_printf(body, "backend unreachable\n");
-            return 503;
-        }
-        rc_buf_printf(body, "ready\n");
-        return 200;
-    }
-    if (strcmp(path, "/metrics") == 0 && get) {
-        *ctype = "text/plain; version=0.0.4; charset=utf-8";
-        render_metrics(n, body);
-        return 200;
-    }
-    if (strcmp(path, "/stats") == 0 && get) {
-        *ctype = "application/json";
-        render_stats(n, body);
-        return 200;
-    }
-    if (strcmp(path, "/drain") == 0) {
-        if (strcmp(method, "POST") != 0) {
-            rc_buf_printf(body, "use POST\n");
-            return 405;
-        }
-        rc_node_drain(n);
-        rc_buf_printf(body, "draining\n");
-        return 202;
-    }
-    rc_buf_printf(body, "not found\n");
-    return 404;
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -1999,7 +1811,7 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
                    (uint64_t)cfg->heartbeat_ms / HB_SLICES);
 
     n->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
-                               admin_handler, n, err, errlen);
+                               rc__admin_routes_handle, n, err, errlen);
     if (!n->admin)
         goto fail;
     if (start_lws(n, err, errlen) != RC_OK)

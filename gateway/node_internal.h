@@ -67,8 +67,7 @@ struct rc_node {
     uint64_t drain_started; /* loop ms */
     uint32_t drain_total;   /* clients when the drain began */
     uint32_t drain_told;    /* clients sent `reconnect` so far */
-    uint64_t clients_moved;
-    rc_msg_t *ping; /* shared ping frame */
+    rc_msg_t *ping;         /* shared ping frame */
     unsigned char *wbuf;
     rc_conn_t **flush; /* see on_flush; NULL where a listed conn was freed */
     uint32_t flush_len, flush_cap;
@@ -80,5 +79,10 @@ struct rc_node {
     int stopping;
     int handles_open;
 };
+
+/* admin_routes.c: the rc_admin_handler of the node's admin listener; ctx
+ * is the node. */
+int rc__admin_routes_handle(void *ctx, const char *method, const char *path,
+                            rc_buf_t *body, const char **ctype);
 
 #endif /* RC_NODE_INTERNAL_H */
