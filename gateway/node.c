@@ -4,7 +4,7 @@
  * Path of a message (see docs/ARCHITECTURE.md): the adapter frames it once
  * (rc_adapter_frame_msg) and calls on_adapter_deliver -> rc_hub_deliver,
  * which pushes one ref onto each member's queue and asks lws for WRITEABLE;
- * on_writeable copies the queued frames into one buffer and makes one
+ * rc__writer_writeable copies the queued frames into one buffer and makes one
  * lws_write(LWS_WRITE_RAW) of it.
  * SPDX-License-Identifier: MIT */
 #include "gateway/node.h"
@@ -34,7 +34,7 @@
 
 /* ---------------------------------------------------------------- utils */
 
-static int64_t wall_ms(void)
+int64_t rc__node_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -46,11 +46,6 @@ static uint64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint32_t loop_ms(const rc_node_t *n)
-{
-    return (uint32_t)uv_now(n->loop);
 }
 
 static uint64_t next_session(rc_node_t *n)
@@ -108,7 +103,7 @@ static void heap_down(rc_node_t *n, uint32_t i)
     heap_set(n, i, c);
 }
 
-static void exp_arm(rc_node_t *n)
+void rc__timers_exp_arm(rc_node_t *n)
 {
     int64_t due;
 
@@ -122,7 +117,7 @@ static void exp_arm(rc_node_t *n)
     uv_timer_start(&n->exp_timer, on_exp_timer, due > 0 ? (uint64_t)due : 0, 0);
 }
 
-static void exp_remove(rc_node_t *n, rc_conn_t *c)
+void rc__timers_exp_remove(rc_node_t *n, rc_conn_t *c)
 {
     uint32_t i;
     rc_conn_t *last;
@@ -140,12 +135,12 @@ static void exp_remove(rc_node_t *n, rc_conn_t *c)
     }
 }
 
-static void exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms)
+void rc__timers_exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms)
 {
     /* The token's exp (plus leeway) moved onto the loop clock. */
-    int64_t left = exp_unix_ms + n->cfg->jwt_leeway_ms - wall_ms();
+    int64_t left = exp_unix_ms + n->cfg->jwt_leeway_ms - rc__node_wall_ms();
 
-    exp_remove(n, c);
+    rc__timers_exp_remove(n, c);
     c->exp_ms = (int64_t)uv_now(n->loop) + (left > 0 ? left : 0);
     if (n->exp_len == n->exp_cap) {
         n->exp_cap = n->exp_cap ? n->exp_cap * 2 : 256;
@@ -159,7 +154,7 @@ static void exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms)
 /* ------------------------------------------------------------- sending */
 
 /* Queue an owned frame to one client (drops the ref). */
-static void send_owned(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
+void rc__session_send(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
 {
     if (!m)
         return; /* allocation failed: the reply is lost, the client lives */
@@ -169,17 +164,17 @@ static void send_owned(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
     rc_msg_unref(m);
 }
 
-static void send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
-                       const char *code, const char *message)
+void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
+                            const char *code, const char *message)
 {
-    send_owned(
+    rc__session_send(
         n, c,
         rc_proto_error(req && req->has_id, req ? req->id : 0, code, message));
 }
 
 /* Ask for a close with code once queued frames are out (STYLE rule 7: the
  * close happens in WRITEABLE, never under a caller's feet). */
-static void conn_close(rc_node_t *n, rc_conn_t *c, uint16_t code)
+void rc__writer_close(rc_node_t *n, rc_conn_t *c, uint16_t code)
 {
     if (!c->wsi)
         return;
@@ -194,7 +189,7 @@ static void conn_close(rc_node_t *n, rc_conn_t *c, uint16_t code)
 
 /* c's queue went from empty to not empty: write it at the end of this
  * loop iteration (on_flush). */
-static void hub_wake(void *ctx, rc_conn_t *c)
+void rc__writer_wake(void *ctx, rc_conn_t *c)
 {
     rc_node_t *n = ctx;
 
@@ -217,16 +212,16 @@ static void hub_wake(void *ctx, rc_conn_t *c)
     }
 }
 
-static void hub_slow(void *ctx, rc_conn_t *c)
+void rc__writer_slow(void *ctx, rc_conn_t *c)
 {
     rc_node_t *n = ctx;
 
     n->metrics.slow_consumer_closes++;
     rc_log(RC_LOG_INFO, "slow_consumer", "session=%016" PRIx64, c->session);
     c->close_code = 4009;
-    conn_close(n, c, 4009);
+    rc__writer_close(n, c, 4009);
     /* Its socket is not writable, so lws may not service it soon: wake lws
-     * so that it arms the grace timeout set by conn_close. */
+     * so that it arms the grace timeout set by rc__writer_close. */
     if (n->lws)
         lws_cancel_service(n->lws);
 }
@@ -244,14 +239,14 @@ static void hub_room_close(void *ctx, rc_room_t *room)
         n->adapter->ops->room_close(n->adapter, room->name);
 }
 
-static void hub_cancel(void *ctx, rc_member_t *m);
+void rc__session_cancel(void *ctx, rc_member_t *m);
 
 static const rc_hub_ops_t hub_ops = {
-    .wake = hub_wake,
-    .slow = hub_slow,
+    .wake = rc__writer_wake,
+    .slow = rc__writer_slow,
     .room_open = hub_room_open,
     .room_close = hub_room_close,
-    .cancel = hub_cancel,
+    .cancel = rc__session_cancel,
 };
 
 static void on_adapter_deliver(void *ctx, void *token, rc_msg_t *m)
@@ -293,7 +288,7 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
                                 : "serving",
                   "connections", (json_int_t)n->nconns, "rooms",
                   (json_int_t)rc_hub_room_count(n->hub), "ts",
-                  (json_int_t)wall_ms());
+                  (json_int_t)rc__node_wall_ms());
     txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (txt && strlen(txt) < len) {
         l = strlen(txt);
@@ -349,7 +344,7 @@ static int write_queued(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
 }
 
 /* One WRITEABLE: one lws_write carrying as many queued frames as fit. */
-static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
+int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
 {
     if (rc_outq_count(&c->outq) == 0) {
         if (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent) {
@@ -440,14 +435,14 @@ static void on_flush_idle(uv_idle_t *h)
 
 /* ----------------------------------------------------------- sessions */
 
-static void make_resume(rc_node_t *n, rc_conn_t *c, char *out, size_t len)
+void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len)
 {
     char payload[RC_AUTH_MAX_SUB + 64];
     rc_sealed_keys_t keys = {n->resume_key, n->resume_key_len, NULL, 0};
     int plen;
 
     plen = snprintf(payload, sizeof(payload), "1|%016" PRIx64 "|%" PRId64 "|%s",
-                    c->session, wall_ms() + n->cfg->resume_ttl_ms,
+                    c->session, rc__node_wall_ms() + n->cfg->resume_ttl_ms,
                     c->id ? rc_identity_sub(c->id) : "");
     if (plen < 0 || (size_t)plen >= sizeof(payload) ||
         rc_sealed_seal(&keys, payload, (size_t)plen, out, len) != RC_OK)
@@ -461,7 +456,7 @@ static void send_welcome(rc_node_t *n, rc_conn_t *c, json_t *rooms)
     json_t *w;
 
     snprintf(session, sizeof(session), "%016" PRIx64, c->session);
-    make_resume(n, c, resume, sizeof(resume));
+    rc__resume_token(n, c, resume, sizeof(resume));
     w = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "op", "welcome", "session",
                   session, "node", n->cfg->node_id, "resume", resume,
                   "heartbeat_ms", (json_int_t)n->cfg->heartbeat_ms, "resumed",
@@ -471,25 +466,25 @@ static void send_welcome(rc_node_t *n, rc_conn_t *c, json_t *rooms)
     else
         json_decref(rooms);
     if (w) {
-        send_owned(n, c, rc_proto_json(w));
+        rc__session_send(n, c, rc_proto_json(w));
         json_decref(w);
     }
     c->welcomed = 1;
 }
 
-static void start_session(rc_node_t *n, rc_conn_t *c);
+void rc__resume_start(rc_node_t *n, rc_conn_t *c);
 
 /* The connection authenticated (at upgrade or by its first frame). */
-static void conn_open(rc_node_t *n, rc_conn_t *c)
+void rc__session_open(rc_node_t *n, rc_conn_t *c)
 {
     c->state = RC_CONN_OPEN;
     if (c->id)
-        exp_set(n, c, rc_identity_exp_ms(c->id));
-    exp_arm(n);
-    start_session(n, c);
+        rc__timers_exp_set(n, c, rc_identity_exp_ms(c->id));
+    rc__timers_exp_arm(n);
+    rc__resume_start(n, c);
 }
 
-static void pending_remove(rc_node_t *n, rc_conn_t *c)
+void rc__timers_pending_remove(rc_node_t *n, rc_conn_t *c)
 {
     if (!rc_list_empty(&c->in_timer)) {
         rc_list_remove(&c->in_timer);
@@ -497,13 +492,13 @@ static void pending_remove(rc_node_t *n, rc_conn_t *c)
     }
 }
 
-static void count_auth_failure(rc_node_t *n, rc_auth_reason_t r)
+void rc__session_count_auth_failure(rc_node_t *n, rc_auth_reason_t r)
 {
     if (r > RC_AUTH_OK && r < RC_AUTH_REASON_COUNT)
         n->metrics.auth_failures[r]++;
 }
 
-static bool may_join(const rc_node_t *n, const rc_conn_t *c, const char *r)
+bool rc__session_may_join(const rc_node_t *n, const rc_conn_t *c, const char *r)
 {
     return c->id ? rc_identity_may_join(c->id, r) : n->cfg->dev_no_auth;
 }
@@ -513,26 +508,10 @@ static bool may_publish(const rc_node_t *n, const rc_conn_t *c, const char *r)
     return c->id ? rc_identity_may_publish(c->id, r) : n->cfg->dev_no_auth;
 }
 
-/* A request waiting for the adapter (history or publish). The adapter may
- * answer before the call returns (local) or much later (Redis); the client
- * may be gone by then, so the op is linked on its conn and cut loose by
- * conn_free (c = NULL) or by leaving the room (member = NULL). */
-typedef struct op {
-    rc_list_t in_conn;
-    rc_node_t *n;
-    rc_conn_t *c;
-    rc_member_t *member;
-    bool has_id, has_since;
-    int64_t id;
-    uint64_t since;
-    struct resume_ctx *parent; /* set for the rooms of a resume */
-    uint32_t index;
-    char room[RC_ROOM_MAX + 1];
-} op_t;
-
-static op_t *op_create(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
+rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
+                                        const rc_req_t *req)
 {
-    op_t *op = rc_xmalloc(sizeof(*op));
+    rc__session_op_t *op = rc_xmalloc(sizeof(*op));
 
     op->n = n;
     op->c = c;
@@ -548,7 +527,7 @@ static op_t *op_create(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
     return op;
 }
 
-static void op_destroy(op_t *op)
+void rc__session_op_destroy(rc__session_op_t *op)
 {
     rc_list_remove(&op->in_conn);
     if (op->member)
@@ -556,27 +535,29 @@ static void op_destroy(op_t *op)
     free(op);
 }
 
-static void op_error(op_t *op, const char *code, const char *message)
+static void op_error(rc__session_op_t *op, const char *code,
+                     const char *message)
 {
-    send_owned(op->n, op->c, rc_proto_error(op->has_id, op->id, code, message));
+    rc__session_send(op->n, op->c,
+                     rc_proto_error(op->has_id, op->id, code, message));
 }
 
-static void hub_cancel(void *ctx, rc_member_t *m)
+void rc__session_cancel(void *ctx, rc_member_t *m)
 {
-    op_t *op = m->pending;
+    rc__session_op_t *op = m->pending;
     (void)ctx;
     op->member = NULL;
     m->pending = NULL;
 }
 
-static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
-                             bool recovered, rc_msg_t *const *msgs,
-                             size_t nmsgs);
+static void resume_room_done(rc__session_op_t *op, rc_err_t err,
+                             uint64_t latest, bool recovered,
+                             rc_msg_t *const *msgs, size_t nmsgs);
 
 /* Queue a member's history after since, then what was held while it
  * synced, and make it live. */
-static void replay_and_go_live(rc_node_t *n, rc_member_t *mb, uint64_t since,
-                               rc_msg_t *const *msgs, size_t nmsgs)
+void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
+                        rc_msg_t *const *msgs, size_t nmsgs)
 {
     if (since > mb->last_seq)
         mb->last_seq = since;
@@ -594,7 +575,7 @@ static void replay_and_go_live(rc_node_t *n, rc_member_t *mb, uint64_t since,
 static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
                        rc_msg_t *const *msgs, size_t nmsgs)
 {
-    op_t *op = arg;
+    rc__session_op_t *op = arg;
     rc_node_t *n = op->n;
     rc_member_t *mb = op->member;
 
@@ -603,21 +584,21 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
         return;
     }
     if (!op->c) {
-        op_destroy(op); /* the client is gone */
+        rc__session_op_destroy(op); /* the client is gone */
         return;
     }
     if (err != RC_OK) {
         if (mb)
             rc_hub_leave_member(n->hub, mb);
         op_error(op, "internal", "history unavailable");
-        op_destroy(op);
+        rc__session_op_destroy(op);
         return;
     }
-    send_owned(n, op->c,
-               rc_proto_ok_room(op->has_id, op->id, op->room, true, latest,
-                                op->has_since ? recovered : -1));
+    rc__session_send(n, op->c,
+                     rc_proto_ok_room(op->has_id, op->id, op->room, true,
+                                      latest, op->has_since ? recovered : -1));
     if (!mb) {
-        op_destroy(op); /* it left the room while we waited */
+        rc__session_op_destroy(op); /* it left the room while we waited */
         return;
     }
     mb->pending = NULL;
@@ -625,32 +606,35 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
     /* Without since the client starts at the latest seq; with since, the
      * missed ones are replayed; then what arrived live while we waited,
      * with no gap or duplicate (last_seq drops what was queued already). */
-    replay_and_go_live(n, mb, op->has_since ? op->since : latest, msgs,
+    rc__session_replay(n, mb, op->has_since ? op->since : latest, msgs,
                        op->has_since ? nmsgs : 0);
-    op_destroy(op);
+    rc__session_op_destroy(op);
 }
 
 static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 {
     rc_member_t *mb;
     rc_err_t err;
-    op_t *op;
+    rc__session_op_t *op;
 
-    if (!may_join(n, c, req->room)) {
-        send_error(n, c, req, "forbidden", "token does not allow this room");
+    if (!rc__session_may_join(n, c, req->room)) {
+        rc__session_send_error(n, c, req, "forbidden",
+                               "token does not allow this room");
         return;
     }
     if (!rc_hub_member(n->hub, c, req->room) &&
         c->nrooms >= n->cfg->max_rooms) {
-        send_error(n, c, req, "too_many_rooms", "max_rooms reached");
+        rc__session_send_error(n, c, req, "too_many_rooms",
+                               "max_rooms reached");
         return;
     }
     err = rc_hub_join(n->hub, c, req->room, &mb);
     if (err == RC_EEXIST && mb->pending) {
-        send_error(n, c, req, "bad_request", "join already in progress");
+        rc__session_send_error(n, c, req, "bad_request",
+                               "join already in progress");
         return;
     }
-    op = op_create(n, c, req);
+    op = rc__session_op_create(n, c, req);
     if (err == RC_OK) {
         /* A new member waits for its history; live frames are held. */
         op->member = mb;
@@ -666,56 +650,58 @@ static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
         if (op->member)
             rc_hub_leave_member(n->hub, op->member);
         op_error(op, "internal", "history unavailable");
-        op_destroy(op);
+        rc__session_op_destroy(op);
     }
 }
 
 static void on_published(void *arg, rc_err_t err, uint64_t seq)
 {
-    op_t *op = arg;
+    rc__session_op_t *op = arg;
 
     if (op->c) {
         if (err != RC_OK) {
             op_error(op, "internal", "publish failed");
         } else {
             op->n->metrics.publishes++;
-            send_owned(
+            rc__session_send(
                 op->n, op->c,
                 rc_proto_ok_room(op->has_id, op->id, op->room, true, seq, -1));
         }
     }
-    op_destroy(op);
+    rc__session_op_destroy(op);
 }
 
 static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 {
     char *data;
     size_t len;
-    op_t *op;
+    rc__session_op_t *op;
 
     if (!may_publish(n, c, req->room)) {
-        send_error(n, c, req, "forbidden", "token does not allow publishing");
+        rc__session_send_error(n, c, req, "forbidden",
+                               "token does not allow publishing");
         return;
     }
     data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!data) {
         /* req->data is parsed JSON: only an allocation can fail here. */
         n->metrics.drops[RC_DROP_NO_MEMORY]++;
-        send_error(n, c, req, "internal", "cannot encode data");
+        rc__session_send_error(n, c, req, "internal", "cannot encode data");
         return;
     }
     len = strlen(data);
     if (len > n->cfg->max_publish) {
         n->metrics.drops[RC_DROP_TOO_BIG]++;
-        send_error(n, c, req, "bad_request", "data larger than max_publish");
+        rc__session_send_error(n, c, req, "bad_request",
+                               "data larger than max_publish");
         free(data);
         return;
     }
-    op = op_create(n, c, req);
+    op = rc__session_op_create(n, c, req);
     if (n->adapter->ops->publish(n->adapter, op->room, data, len, on_published,
                                  op) != RC_OK) {
         op_error(op, "internal", "publish failed");
-        op_destroy(op);
+        rc__session_op_destroy(op);
     }
     free(data);
 }
@@ -760,8 +746,8 @@ static char *snapshot_json(const rc_conn_t *c, bool will_flush, size_t *len)
  * else what is queued is lost (the client is gone). cb (may be NULL) runs
  * once the backend has it; returns false (and never calls cb) when there is
  * nothing to store. */
-static bool save_session(rc_node_t *n, rc_conn_t *c, bool will_flush,
-                         rc_adapter_done_cb cb, void *arg)
+bool rc__resume_save(rc_node_t *n, rc_conn_t *c, bool will_flush,
+                     rc_adapter_done_cb cb, void *arg)
 {
     char sid[17], *json;
     size_t len;
@@ -790,7 +776,7 @@ typedef struct resume_room {
 } resume_room_t;
 
 typedef struct resume_ctx {
-    op_t op; /* op.c is the client, cut loose if it goes */
+    rc__session_op_t op; /* op.c is the client, cut loose if it goes */
     size_t n, pending;
     resume_room_t rooms[];
 } resume_ctx_t;
@@ -802,7 +788,7 @@ static void resume_free(resume_ctx_t *rs)
             rc_msg_unref(rs->rooms[i].msgs[j]);
         free(rs->rooms[i].msgs);
     }
-    op_destroy(&rs->op); /* frees rs: op is its first member */
+    rc__session_op_destroy(&rs->op); /* frees rs: op is its first member */
 }
 
 /* Every room answered: welcome first, then each room's missed messages
@@ -831,14 +817,14 @@ static void resume_finish(resume_ctx_t *rs)
     for (size_t i = 0; i < rs->n; i++) {
         resume_room_t *rr = &rs->rooms[i];
         if (rr->mb)
-            replay_and_go_live(n, rr->mb, rr->since, rr->msgs, rr->nmsgs);
+            rc__session_replay(n, rr->mb, rr->since, rr->msgs, rr->nmsgs);
     }
     resume_free(rs);
 }
 
-static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
-                             bool recovered, rc_msg_t *const *msgs,
-                             size_t nmsgs)
+static void resume_room_done(rc__session_op_t *op, rc_err_t err,
+                             uint64_t latest, bool recovered,
+                             rc_msg_t *const *msgs, size_t nmsgs)
 {
     resume_ctx_t *rs = op->parent;
     resume_room_t *rr = &rs->rooms[op->index];
@@ -859,7 +845,7 @@ static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
         rc_hub_leave_member(op->n->hub, rr->mb);
         rr->mb = NULL;
     }
-    op_destroy(op);
+    rc__session_op_destroy(op);
     if (--rs->pending == 0)
         resume_finish(rs);
 }
@@ -921,12 +907,12 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         json_t *seq = json_array_get(e, 1);
         resume_room_t *rr = &rs->rooms[rs->n];
         rc_member_t *mb;
-        op_t *op;
+        rc__session_op_t *op;
         rc_req_t fake;
 
         if (!room || !json_is_integer(seq) ||
-            !rc_room_name_valid(room, strlen(room)) || !may_join(n, c, room) ||
-            c->nrooms >= n->cfg->max_rooms)
+            !rc_room_name_valid(room, strlen(room)) ||
+            !rc__session_may_join(n, c, room) || c->nrooms >= n->cfg->max_rooms)
             continue;
         if (rc_hub_join(n->hub, c, room, &mb) != RC_OK)
             continue;
@@ -937,7 +923,7 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         fake.room = room;
         fake.has_since = true;
         fake.since = rr->since;
-        op = op_create(n, c, &fake);
+        op = rc__session_op_create(n, c, &fake);
         op->parent = rs;
         op->index = (uint32_t)rs->n;
         op->member = mb;
@@ -958,7 +944,7 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
 /* The welcome, after restoring the session named by a valid resume token
  * (bound to the JWT's sub, unexpired, usable once). Anything else is
  * refused quietly: resumed:false. */
-static void start_session(rc_node_t *n, rc_conn_t *c)
+void rc__resume_start(rc_node_t *n, rc_conn_t *c)
 {
     char payload[RC_AUTH_MAX_SUB + 64], sid[17], *tok = c->resume;
     rc_sealed_keys_t keys = {n->resume_key, n->resume_key_len, NULL, 0};
@@ -987,7 +973,7 @@ static void start_session(rc_node_t *n, rc_conn_t *c)
         resume_refused(n, c, RC_RESUME_MALFORMED);
         return;
     }
-    if ((int64_t)expiry < wall_ms()) {
+    if ((int64_t)expiry < rc__node_wall_ms()) {
         resume_refused(n, c, RC_RESUME_EXPIRED);
         return;
     }
@@ -998,7 +984,7 @@ static void start_session(rc_node_t *n, rc_conn_t *c)
     memset(&fake, 0, sizeof(fake));
     rs = rc_xcalloc(1, sizeof(*rs));
     {
-        op_t *op = op_create(n, c, &fake);
+        rc__session_op_t *op = rc__session_op_create(n, c, &fake);
         rs->op = *op;
         /* move the list link from the temporary op to rs->op */
         rc_list_remove(&op->in_conn);
@@ -1020,20 +1006,22 @@ static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
     rc_list_t *it, *tmp;
 
     if (!n->auth) {
-        send_owned(n, c, rc_proto_ok_exp(req->has_id, req->id, 0));
+        rc__session_send(n, c, rc_proto_ok_exp(req->has_id, req->id, 0));
         return;
     }
-    r = rc_auth_verify(n->auth, req->token, req->token_len, wall_ms(), &id);
+    r = rc_auth_verify(n->auth, req->token, req->token_len, rc__node_wall_ms(),
+                       &id);
     if (r != RC_AUTH_OK) {
-        count_auth_failure(n, r);
-        send_error(n, c, req,
-                   r == RC_AUTH_EXPIRED ? "token_expired" : "unauthorized",
-                   rc_auth_reason_str(r));
+        rc__session_count_auth_failure(n, r);
+        rc__session_send_error(
+            n, c, req, r == RC_AUTH_EXPIRED ? "token_expired" : "unauthorized",
+            rc_auth_reason_str(r));
         return;
     }
     if (strcmp(rc_identity_sub(id), rc_identity_sub(c->id)) != 0) {
         rc_identity_destroy(id);
-        send_error(n, c, req, "unauthorized", "refresh must keep the sub");
+        rc__session_send_error(n, c, req, "unauthorized",
+                               "refresh must keep the sub");
         return;
     }
     rc_identity_destroy(c->id);
@@ -1045,9 +1033,9 @@ static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
         if (!rc_identity_may_join(id, mb->room->name))
             rc_hub_leave_member(n->hub, mb);
     }
-    exp_set(n, c, rc_identity_exp_ms(id));
-    exp_arm(n);
-    send_owned(
+    rc__timers_exp_set(n, c, rc_identity_exp_ms(id));
+    rc__timers_exp_arm(n);
+    rc__session_send(
         n, c,
         rc_proto_ok_exp(req->has_id, req->id, rc_identity_exp_ms(id) / 1000));
 }
@@ -1062,8 +1050,8 @@ static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     rc_err_t err = rc_proto_parse(buf, len, &req, &code, &msg);
 
     if (err == RC_OK && req.op == RC_OP_AUTH) {
-        r = rc_auth_verify(n->auth, req.token, req.token_len, wall_ms(),
-                           &c->id);
+        r = rc_auth_verify(n->auth, req.token, req.token_len,
+                           rc__node_wall_ms(), &c->id);
         if (req.resume && strlen(req.resume) < 1024) {
             free(c->resume);
             c->resume = rc_xstrdup(req.resume);
@@ -1071,9 +1059,9 @@ static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     } else if (err == RC_OK)
         r = RC_AUTH_MISSING;
     rc_req_dispose(&req);
-    pending_remove(n, c);
+    rc__timers_pending_remove(n, c);
     if (r != RC_AUTH_OK) {
-        count_auth_failure(n, r);
+        rc__session_count_auth_failure(n, r);
         rc_log(RC_LOG_INFO, "auth_refused", "source=frame reason=%s",
                rc_auth_reason_str(r));
         lws_close_reason(wsi, (enum lws_close_status)4001,
@@ -1081,7 +1069,7 @@ static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                          strlen(rc_auth_reason_str(r)));
         return -1;
     }
-    conn_open(n, c);
+    rc__session_open(n, c);
     return 0;
 }
 
@@ -1093,7 +1081,7 @@ static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
 
     if (rc_proto_parse(buf, len, &req, &code, &msg) != RC_OK) {
         n->metrics.bad_requests++;
-        send_error(n, c, &req, code, msg);
+        rc__session_send_error(n, c, &req, code, msg);
         rc_req_dispose(&req);
         return;
     }
@@ -1103,9 +1091,10 @@ static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
         break;
     case RC_OP_LEAVE:
         if (rc_hub_leave(n->hub, c, req.room) != RC_OK)
-            send_error(n, c, &req, "not_joined", "not a member of room");
+            rc__session_send_error(n, c, &req, "not_joined",
+                                   "not a member of room");
         else
-            send_owned(
+            rc__session_send(
                 n, c,
                 rc_proto_ok_room(req.has_id, req.id, req.room, false, 0, -1));
         break;
@@ -1113,14 +1102,15 @@ static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
         do_publish(n, c, &req);
         break;
     case RC_OP_PING:
-        send_owned(n, c, rc_proto_ok(req.has_id, req.id));
+        rc__session_send(n, c, rc_proto_ok(req.has_id, req.id));
         break;
     case RC_OP_REFRESH:
         do_refresh(n, c, &req);
         break;
     case RC_OP_AUTH:
         n->metrics.bad_requests++;
-        send_error(n, c, &req, "bad_request", "already authenticated");
+        rc__session_send_error(n, c, &req, "bad_request",
+                               "already authenticated");
         break;
     }
     rc_req_dispose(&req);
@@ -1131,7 +1121,7 @@ static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                       const char *buf, size_t len, bool binary)
 {
     n->metrics.frames_in++;
-    if (!rc_conn_rate_take(c, loop_ms(n), n->cfg->rate_limit,
+    if (!rc_conn_rate_take(c, rc__node_loop_ms(n), n->cfg->rate_limit,
                            n->cfg->rate_burst)) {
         n->metrics.rate_limited++;
         /* Still sending a whole burst more while refused: cut it off. */
@@ -1145,7 +1135,7 @@ static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
         {
             json_t *root = json_loadb(buf, len, 0, NULL);
             json_t *id = json_object_get(root, "id");
-            send_owned(
+            rc__session_send(
                 n, c,
                 rc_proto_error(json_is_integer(id),
                                json_is_integer(id) ? json_integer_value(id) : 0,
@@ -1161,21 +1151,22 @@ static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
         return 0; /* closing: ignore what still comes in */
     if (binary) {
         n->metrics.bad_requests++;
-        send_error(n, c, NULL, "bad_request", "frames must be JSON text");
+        rc__session_send_error(n, c, NULL, "bad_request",
+                               "frames must be JSON text");
         return 0;
     }
     handle_request(n, c, buf, len);
     return 0;
 }
 
-static int on_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
-                      const char *in, size_t len)
+int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
+                        const char *in, size_t len)
 {
     size_t remaining = lws_remaining_packet_payload(wsi);
     bool final = lws_is_final_fragment(wsi);
     unsigned char *nb;
 
-    c->last_rx_ms = loop_ms(n);
+    c->last_rx_ms = rc__node_loop_ms(n);
     if ((uint64_t)c->rx_len + len + remaining > n->cfg->max_frame) {
         n->metrics.oversize_closes++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
@@ -1272,7 +1263,7 @@ static int refuse_auth(rc_node_t *n, struct lws *wsi, rc_auth_reason_t r,
 {
     char body[160];
 
-    count_auth_failure(n, r);
+    rc__session_count_auth_failure(n, r);
     n->metrics.upgrades_refused++;
     rc_log(RC_LOG_INFO, "auth_refused", "source=%s reason=%s", source,
            rc_auth_reason_str(r));
@@ -1340,7 +1331,7 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
     }
     if (token && n->auth) {
         rc_auth_reason_t r =
-            rc_auth_verify(n->auth, token, token_len, wall_ms(), &id);
+            rc_auth_verify(n->auth, token, token_len, rc__node_wall_ms(), &id);
         if (r != RC_AUTH_OK)
             return refuse_auth(n, wsi, r, source);
     }
@@ -1377,16 +1368,17 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
         n->nconns--;
         n->metrics.conns_closed++;
     }
-    pending_remove(n, c);
-    exp_remove(n, c);
+    rc__timers_pending_remove(n, c);
+    rc__timers_exp_remove(n, c);
     if (c->flush_slot)
         n->flush[c->flush_slot - 1] = NULL;
     /* A client that goes away can resume on any node within resume_ttl. */
-    (void)save_session(n, c, false, NULL, NULL);
+    (void)rc__resume_save(n, c, false, NULL, NULL);
     rc_hub_leave_all(n->hub, c);
     /* Ops still waiting for the adapter outlive the conn; cut them loose. */
     while (!rc_list_empty(&c->ops)) {
-        op_t *op = rc_container_of(c->ops.next, op_t, in_conn);
+        rc__session_op_t *op =
+            rc_container_of(c->ops.next, rc__session_op_t, in_conn);
         rc_list_remove(&op->in_conn);
         op->c = NULL;
     }
@@ -1398,7 +1390,7 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
 static void on_established(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
 {
     c->wsi = wsi;
-    c->last_rx_ms = c->refill_ms = loop_ms(n);
+    c->last_rx_ms = c->refill_ms = rc__node_loop_ms(n);
     c->tokens = n->cfg->rate_burst * 1000;
     rc_list_push(&n->conns, &c->in_server);
     n->nconns++;
@@ -1412,10 +1404,10 @@ static void on_established(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
                            (uint64_t)n->cfg->auth_timeout_ms, 0);
         return;
     }
-    conn_open(n, c);
+    rc__session_open(n, c);
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len)
 {
     struct lws_context *ctx = lws_get_context(wsi);
@@ -1439,7 +1431,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_RECEIVE:
         if (!c)
             return -1;
-        return on_receive(n, c, wsi, in, len);
+        return rc__session_receive(n, c, wsi, in, len);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         /* lws answers the close; from now on only WRITEABLE writes. */
         if (c)
@@ -1447,12 +1439,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c)
-            c->last_rx_ms = loop_ms(n);
+            c->last_rx_ms = rc__node_loop_ms(n);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!c)
             return -1;
-        return on_writeable(n, c, wsi);
+        return rc__writer_writeable(n, c, wsi);
     case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
         /* CLOSED for clients that were upgraded; WSI_DESTROY catches the
@@ -1483,10 +1475,10 @@ static void on_auth_timer(uv_timer_t *t)
                            0);
             return;
         }
-        pending_remove(n, c);
+        rc__timers_pending_remove(n, c);
         n->metrics.auth_timeouts++;
         n->metrics.auth_failures[RC_AUTH_MISSING]++;
-        conn_close(n, c, 4001);
+        rc__writer_close(n, c, 4001);
     }
 }
 
@@ -1497,12 +1489,12 @@ static void on_exp_timer(uv_timer_t *t)
 
     while (n->exp_len && n->exp_heap[0]->exp_ms <= now) {
         rc_conn_t *c = n->exp_heap[0];
-        exp_remove(n, c);
+        rc__timers_exp_remove(n, c);
         n->metrics.token_expired_closes++;
-        send_error(n, c, NULL, "token_expired", "token expired");
-        conn_close(n, c, 4001);
+        rc__session_send_error(n, c, NULL, "token_expired", "token expired");
+        rc__writer_close(n, c, 4001);
     }
-    exp_arm(n);
+    rc__timers_exp_arm(n);
 }
 
 /* Each tick visits a slice of the connections, so a heartbeat costs the
@@ -1510,7 +1502,7 @@ static void on_exp_timer(uv_timer_t *t)
 static void on_hb_timer(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
-    uint32_t now = loop_ms(n), budget = n->nconns / HB_SLICES + 1;
+    uint32_t now = rc__node_loop_ms(n), budget = n->nconns / HB_SLICES + 1;
     uint32_t dead_after = (uint32_t)(2 * n->cfg->heartbeat_ms);
 
     while (budget-- && n->nconns) {
@@ -1547,23 +1539,23 @@ static void send_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
     char resume[1024];
     json_t *f;
 
-    make_resume(n, c, resume, sizeof(resume));
+    rc__resume_token(n, c, resume, sizeof(resume));
     f = json_pack("{s:s, s:s, s:I, s:s}", "op", "reconnect", "reason", "drain",
                   "after_ms", (json_int_t)after_ms, "resume", resume);
     if (f) {
-        send_owned(n, c, rc_proto_json(f));
+        rc__session_send(n, c, rc_proto_json(f));
         json_decref(f);
     }
     n->metrics.drain_clients_moved++;
-    /* Queued frames go out first; the close follows them (conn_close). */
-    conn_close(n, c, 1012);
+    /* Queued frames go out first; the close follows them (rc__writer_close). */
+    rc__writer_close(n, c, 1012);
 }
 
 /* The snapshot reached the backend: only now may the client be told to
  * move, or it could reach another node before its session does. */
 static void on_snapshot_saved(void *arg, rc_err_t err)
 {
-    op_t *op = arg;
+    rc__session_op_t *op = arg;
 
     if (op->c) {
         if (err != RC_OK)
@@ -1571,27 +1563,27 @@ static void on_snapshot_saved(void *arg, rc_err_t err)
                    op->c->session);
         send_reconnect(op->n, op->c, (uint32_t)op->since);
     }
-    op_destroy(op);
+    rc__session_op_destroy(op);
 }
 
 static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
 {
     rc_req_t none;
-    op_t *op;
+    rc__session_op_t *op;
 
     if (c->state == RC_CONN_PENDING_AUTH) {
-        pending_remove(n, c);
-        conn_close(n, c, 1012);
+        rc__timers_pending_remove(n, c);
+        rc__writer_close(n, c, 1012);
         return;
     }
     memset(&none, 0, sizeof(none));
-    op = op_create(n, c, &none);
+    op = rc__session_op_create(n, c, &none);
     op->since = after_ms;
     /* No deliveries from here on (the snapshot's seqs are final), but no
      * close either until the reconnect frame is queued. */
     c->moving = 1;
-    if (!save_session(n, c, true, on_snapshot_saved, op)) {
-        op_destroy(op);
+    if (!rc__resume_save(n, c, true, on_snapshot_saved, op)) {
+        rc__session_op_destroy(op);
         send_reconnect(n, c, after_ms);
     }
 }
@@ -1652,7 +1644,7 @@ static const struct lws_protocols protocols[] = {
     /* tx_packet_size: lws caps one send at it, or at rx_buffer_size
      * (+ LWS_PRE + 4) when it is 0: a coalesced write would go out in
      * 276-byte pieces, each through lws's buffer and a POLLOUT. */
-    {SUBPROTOCOL, callback, 0, RX_CHUNK, 0, NULL, WBUF_CAP},
+    {SUBPROTOCOL, rc__ws_callback, 0, RX_CHUNK, 0, NULL, WBUF_CAP},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1740,13 +1732,14 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     rc_list_init(&n->pending);
     n->wbuf = rc_xmalloc(WBUF_CAP);
     /* Not empty: lws 4.1 does not pass zero-length pongs to the protocol
-     * callback, and the pong is how a quiet client proves it is alive. */
+     * rc__ws_callback, and the pong is how a quiet client proves it is alive.
+     */
     n->ping = rc_msg_create(RC_WS_OP_PING, "rc", 2);
     if (!n->ping)
         abort(); /* a dozen bytes at startup */
     if (getrandom(&n->session_seed, sizeof(n->session_seed), 0) !=
         (ssize_t)sizeof(n->session_seed))
-        n->session_seed = (uint64_t)wall_ms();
+        n->session_seed = (uint64_t)rc__node_wall_ms();
     if (cfg->resume_secret && cfg->resume_secret_len) {
         n->resume_key_len = cfg->resume_secret_len < sizeof(n->resume_key)
                                 ? cfg->resume_secret_len
@@ -1860,7 +1853,7 @@ void rc_node_stop(rc_node_t *n)
     {
         rc_conn_t *c = rc_container_of(it, rc_conn_t, in_server);
         if (c->wsi && c->state != RC_CONN_CLOSING)
-            conn_close(n, c, LWS_CLOSE_STATUS_GOINGAWAY);
+            rc__writer_close(n, c, LWS_CLOSE_STATUS_GOINGAWAY);
     }
     rc_admin_destroy(n->admin);
     n->admin = NULL;

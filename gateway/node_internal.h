@@ -25,8 +25,9 @@
 #include "gateway/metrics.h"
 #include "gateway/node.h"
 
-struct lws;
-struct lws_context;
+#include <libwebsockets.h>
+
+#include "gateway/proto.h"
 
 #define SUBPROTOCOL "roomcast.v1"
 /* lws reads ws payload into a per-connection buffer of this size; larger
@@ -79,6 +80,95 @@ struct rc_node {
     int stopping;
     int handles_open;
 };
+
+static inline uint32_t rc__node_loop_ms(const rc_node_t *n)
+{
+    return (uint32_t)uv_now(n->loop);
+}
+
+/* A request waiting for the adapter (history or publish). The adapter may
+ * answer before the call returns (local) or much later (Redis); the client
+ * may be gone by then, so the op is linked on its conn and cut loose by
+ * conn_free (c = NULL) or by leaving the room (member = NULL). */
+typedef struct rc__session_op {
+    rc_list_t in_conn;
+    rc_node_t *n;
+    rc_conn_t *c;
+    rc_member_t *member;
+    bool has_id, has_since;
+    int64_t id;
+    uint64_t since;
+    struct resume_ctx *parent; /* set for the rooms of a resume */
+    uint32_t index;
+    char room[RC_ROOM_MAX + 1];
+} rc__session_op_t;
+
+/* node.c */
+/* Wall-clock time (Unix ms), for what is compared with wall-clock times
+ * from elsewhere: JWT exp, resume token expiry, the registry's ts. Every
+ * duration on the loop uses uv_now() or uv_hrtime() instead. */
+int64_t rc__node_wall_ms(void);
+
+/* ws.c: the lws protocol callback. */
+int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len);
+
+/* writer.c: the write path. */
+/* Hub ops: c's queue went from empty to not empty / past its bound. */
+void rc__writer_wake(void *ctx, rc_conn_t *c);
+void rc__writer_slow(void *ctx, rc_conn_t *c);
+/* Ask for a close with code once queued frames are out: the close frame
+ * is written by the next WRITEABLE, never under a caller's feet. */
+void rc__writer_close(rc_node_t *n, rc_conn_t *c, uint16_t code);
+/* SERVER_WRITEABLE. Returns -1 to have lws close the connection. */
+int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi);
+
+/* session.c: authentication and requests. */
+/* Queue an owned frame (NULL: allocation failed, nothing sent) to c;
+ * drops the ref. */
+void rc__session_send(rc_node_t *n, rc_conn_t *c, rc_msg_t *m);
+/* Queue an error reply; req may be NULL (no id). */
+void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
+                            const char *code, const char *message);
+/* c authenticated (at upgrade or by its first frame): arm its token
+ * expiry and start its session (welcome, resume). */
+void rc__session_open(rc_node_t *n, rc_conn_t *c);
+void rc__session_count_auth_failure(rc_node_t *n, rc_auth_reason_t r);
+bool rc__session_may_join(const rc_node_t *n, const rc_conn_t *c,
+                          const char *room);
+/* Returns an op linked on c->ops (freed by rc__session_op_destroy). */
+rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
+                                        const rc_req_t *req);
+void rc__session_op_destroy(rc__session_op_t *op);
+/* Hub op: a member with a pending op is leaving. */
+void rc__session_cancel(void *ctx, rc_member_t *m);
+/* Queue a member's history after since, then what was held while it
+ * synced, and make it live. msgs are borrowed. */
+void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
+                        rc_msg_t *const *msgs, size_t nmsgs);
+/* RECEIVE: gather, rate-limit and handle a message. Returns -1 to close. */
+int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
+                        const char *in, size_t len);
+
+/* resume.c: snapshots and resume tokens. */
+/* A sealed resume token for c's session into out ("" when it cannot be
+ * made). */
+void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len);
+/* Send the welcome, after restoring the session named by c's resume token
+ * when it offered a valid one. */
+void rc__resume_start(rc_node_t *n, rc_conn_t *c);
+/* Store c's snapshot. will_flush: its queue will still be written (drain),
+ * else what is queued is lost (the client is gone). cb (may be NULL) runs
+ * once the backend has it; returns false (and never calls cb) when there
+ * is nothing to store. */
+bool rc__resume_save(rc_node_t *n, rc_conn_t *c, bool will_flush,
+                     rc_adapter_done_cb cb, void *arg);
+
+/* timers.c: auth deadline, token expiry, heartbeat. */
+void rc__timers_exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms);
+void rc__timers_exp_remove(rc_node_t *n, rc_conn_t *c);
+void rc__timers_exp_arm(rc_node_t *n);
+void rc__timers_pending_remove(rc_node_t *n, rc_conn_t *c);
 
 /* admin_routes.c: the rc_admin_handler of the node's admin listener; ctx
  * is the node. */
