@@ -38,7 +38,6 @@
 #define WBUF_CAP (64 * 1024)
 /* A close that cannot be delivered (peer not reading) is forced after. */
 #define CLOSE_GRACE_S 5
-#define HB_SLICES 10
 /* The drain tells clients to move in waves, one every DRAIN_TICK_MS. */
 #define DRAIN_TICK_MS 50
 /* uv handles the node owns: five timers, the flush check and its idle. */
@@ -168,7 +167,11 @@ bool rc__resume_save(rc_node_t *n, rc_conn_t *c, bool will_flush,
 void rc__timers_exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms);
 void rc__timers_exp_remove(rc_node_t *n, rc_conn_t *c);
 void rc__timers_exp_arm(rc_node_t *n);
+/* c waits for its auth frame until now + auth_timeout_ms (then 4001). */
+void rc__timers_pending_add(rc_node_t *n, rc_conn_t *c);
 void rc__timers_pending_remove(rc_node_t *n, rc_conn_t *c);
+/* Start the heartbeat (the timers were initialized by rc_node_create). */
+void rc__timers_start(rc_node_t *n);
 
 /* admin_routes.c: the rc_admin_handler of the node's admin listener; ctx
  * is the node. */
