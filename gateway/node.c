@@ -41,13 +41,6 @@ int64_t rc__node_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t next_session(rc_node_t *n)
 {
     /* splitmix64 over a random seed: unique per node, unguessable enough
@@ -58,8 +51,6 @@ static uint64_t next_session(rc_node_t *n)
     return z ^ (z >> 31);
 }
 
-static void on_flush(uv_check_t *h);
-static void on_flush_idle(uv_idle_t *h);
 void rc_node_drain(rc_node_t *n);
 
 /* ------------------------------------------------------------- sending */
@@ -81,60 +72,6 @@ void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
     rc__session_send(
         n, c,
         rc_proto_error(req && req->has_id, req ? req->id : 0, code, message));
-}
-
-/* Ask for a close with code once queued frames are out (STYLE rule 7: the
- * close happens in WRITEABLE, never under a caller's feet). */
-void rc__writer_close(rc_node_t *n, rc_conn_t *c, uint16_t code)
-{
-    if (!c->wsi)
-        return;
-    if (c->state != RC_CONN_CLOSING || !c->close_code) {
-        c->state = RC_CONN_CLOSING;
-        c->close_code = code;
-    }
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
-    lws_callback_on_writable(c->wsi);
-    (void)n;
-}
-
-/* c's queue went from empty to not empty: write it at the end of this
- * loop iteration (on_flush). */
-void rc__writer_wake(void *ctx, rc_conn_t *c)
-{
-    rc_node_t *n = ctx;
-
-    if (!c->wsi || c->flush_slot)
-        return;
-    if (n->stopping) { /* the flush handles are closing */
-        lws_callback_on_writable(c->wsi);
-        return;
-    }
-    if (n->flush_len == n->flush_cap) {
-        n->flush_cap = n->flush_cap ? n->flush_cap * 2 : 256;
-        n->flush = rc_xrealloc(n->flush, n->flush_cap * sizeof(*n->flush));
-    }
-    n->flush[n->flush_len++] = c;
-    c->flush_slot = n->flush_len;
-    if (n->flush_len == 1) {
-        uv_check_start(&n->flush_check, on_flush);
-        /* A frame queued by a timer must not wait for poll to return. */
-        uv_idle_start(&n->flush_idle, on_flush_idle);
-    }
-}
-
-void rc__writer_slow(void *ctx, rc_conn_t *c)
-{
-    rc_node_t *n = ctx;
-
-    n->metrics.slow_consumer_closes++;
-    rc_log(RC_LOG_INFO, "slow_consumer", "session=%016" PRIx64, c->session);
-    c->close_code = 4009;
-    rc__writer_close(n, c, 4009);
-    /* Its socket is not writable, so lws may not service it soon: wake lws
-     * so that it arms the grace timeout set by rc__writer_close. */
-    if (n->lws)
-        lws_cancel_service(n->lws);
 }
 
 static void hub_room_open(void *ctx, rc_room_t *room)
@@ -208,140 +145,6 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
     free(txt);
     json_decref(o);
     return l;
-}
-
-/* One lws_write carrying as many queued frames as fit (from the head
- * frame's first byte: lws keeps what the kernel did not take, so we never
- * hold a partly written frame). Returns -1 when the socket failed. */
-static int write_queued(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
-{
-    uint32_t cnt = rc_outq_count(&c->outq), k = 0;
-    const unsigned char *p;
-    size_t len = 0;
-    uint64_t now;
-
-    if (cnt == 1 || rc_outq_peek(&c->outq, 0)->len >= WBUF_CAP) {
-        /* Zero copy: the shared frame itself. */
-        rc_msg_t *m = rc_outq_peek(&c->outq, 0);
-        p = rc_msg_bytes(m);
-        len = m->len;
-        k = 1;
-    } else {
-        for (; k < cnt; k++) {
-            rc_msg_t *m = rc_outq_peek(&c->outq, k);
-            if (len + m->len > WBUF_CAP)
-                break;
-            memcpy(n->wbuf + len, rc_msg_bytes(m), m->len);
-            len += m->len;
-        }
-        p = n->wbuf;
-    }
-    /* lws keeps what the kernel did not take, asks for WRITEABLE itself
-     * and sends it before anything else, so a short write needs nothing
-     * from us. */
-    if (lws_write(wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
-        return -1;
-    now = mono_ns();
-    for (uint32_t i = 0; i < k; i++) {
-        rc_msg_t *m = rc_outq_peek(&c->outq, i);
-        if (m->t_pub_ns && now > m->t_pub_ns)
-            rc_metrics_observe_latency(&n->metrics, now - m->t_pub_ns);
-    }
-    n->metrics.frames_out += k;
-    n->metrics.bytes_out += len;
-    n->metrics.writes++;
-    rc_outq_pop(&c->outq, k);
-    return 0;
-}
-
-/* One WRITEABLE: one lws_write carrying as many queued frames as fit. */
-int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
-{
-    if (rc_outq_count(&c->outq) == 0) {
-        if (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent) {
-            /* lws 4.1 drops the socket without a close frame when
-             * WRITEABLE returns -1 (and on timeouts), so send the close
-             * frame here and let the peer's answer (or the timeout) end
-             * the connection. */
-            unsigned char cf[4] = {0x80 | RC_WS_OP_CLOSE, 2,
-                                   (unsigned char)(c->close_code >> 8),
-                                   (unsigned char)c->close_code};
-            c->close_sent = 1;
-            if (lws_write(wsi, cf, sizeof(cf), LWS_WRITE_RAW) < 0)
-                return -1;
-            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_GRACE_S);
-            return 0;
-        }
-        return 0; /* spurious WRITEABLE */
-    }
-    if (write_queued(n, c, wsi) < 0)
-        return -1;
-    if (rc_outq_count(&c->outq) ||
-        (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent))
-        lws_callback_on_writable(wsi);
-    return 0;
-}
-
-/* The flush list: clients whose queue went from empty to not empty in
- * this loop iteration. It is written once, after the iteration's I/O
- * callbacks (uv_check), so every frame queued for a client meanwhile
- * leaves in one write, and a client whose socket has room is written
- * without the round trip through lws_callback_on_writable -> epoll_ctl ->
- * epoll_wait -> WRITEABLE -> epoll_ctl that would otherwise cost as much
- * as the send itself (the Redis beforeSleep / handleClientsWithPendingWrites
- * pattern).
- *
- * This is the one place that calls lws_write outside WRITEABLE (a
- * departure from STYLE rule 6, see docs/ARCHITECTURE.md). It is safe
- * because it writes only when lws holds no partial output for the socket
- * (lws_partial_buffered), only whole frames, and never once the client or
- * we started closing: the ordering lws protects with its one-write rule
- * (a buffered partial goes out before anything else) still holds. */
-static void flush_conn(rc_node_t *n, rc_conn_t *c)
-{
-    struct lws *wsi = c->wsi;
-
-    if (!wsi)
-        return;
-    if (c->state == RC_CONN_CLOSING || c->peer_closed ||
-        lws_partial_buffered(wsi)) {
-        lws_callback_on_writable(wsi);
-        return;
-    }
-    if (rc_outq_count(&c->outq) == 0)
-        return;
-    if (write_queued(n, c, wsi) < 0) {
-        /* The socket is dead (lws marked it unusable); nothing up the
-         * stack holds c (the flush loop reads no more of it). */
-        rc_outq_pop(&c->outq, rc_outq_count(&c->outq));
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
-        return;
-    }
-    n->metrics.direct_writes++;
-    if (rc_outq_count(&c->outq))
-        lws_callback_on_writable(wsi); /* more than one write's worth */
-}
-
-static void on_flush(uv_check_t *h)
-{
-    rc_node_t *n = h->data;
-
-    /* Re-read flush_len: a flush may queue to another client. */
-    for (uint32_t i = 0; i < n->flush_len; i++) {
-        rc_conn_t *c = n->flush[i];
-        if (!c)
-            continue; /* freed after it was listed */
-        c->flush_slot = 0;
-        flush_conn(n, c);
-    }
-    n->flush_len = 0;
-    uv_check_stop(&n->flush_check);
-    uv_idle_stop(&n->flush_idle);
-}
-
-static void on_flush_idle(uv_idle_t *h)
-{
-    (void)h; /* only keeps the loop from blocking in poll before on_flush */
 }
 
 /* ----------------------------------------------------------- sessions */
@@ -1273,8 +1076,7 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     }
     rc__timers_pending_remove(n, c);
     rc__timers_exp_remove(n, c);
-    if (c->flush_slot)
-        n->flush[c->flush_slot - 1] = NULL;
+    rc__writer_unlist(n, c);
     /* A client that goes away can resume on any node within resume_ttl. */
     (void)rc__resume_save(n, c, false, NULL, NULL);
     rc_hub_leave_all(n->hub, c);
@@ -1471,7 +1273,7 @@ static const struct lws_protocols protocols[] = {
     /* tx_packet_size: lws caps one send at it, or at rx_buffer_size
      * (+ LWS_PRE + 4) when it is 0: a coalesced write would go out in
      * 276-byte pieces, each through lws's buffer and a POLLOUT. */
-    {SUBPROTOCOL, rc__ws_callback, 0, RX_CHUNK, 0, NULL, WBUF_CAP},
+    {SUBPROTOCOL, rc__ws_callback, 0, RX_CHUNK, 0, NULL, RC_NODE_WBUF_CAP},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1557,7 +1359,7 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     n->cfg = cfg;
     rc_list_init(&n->conns);
     rc_list_init(&n->pending);
-    n->wbuf = rc_xmalloc(WBUF_CAP);
+    n->wbuf = rc_xmalloc(RC_NODE_WBUF_CAP);
     /* Not empty: lws 4.1 does not pass zero-length pongs to the protocol
      * rc__ws_callback, and the pong is how a quiet client proves it is alive.
      */

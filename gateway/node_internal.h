@@ -34,10 +34,9 @@
  * frames arrive in several RECEIVE calls and are reassembled here. Small,
  * because it is paid by every idle client. */
 #define RX_CHUNK 128
-/* One write coalesces queued frames up to this many bytes. */
-#define WBUF_CAP (64 * 1024)
-/* A close that cannot be delivered (peer not reading) is forced after. */
-#define CLOSE_GRACE_S 5
+/* One write coalesces queued frames up to this many bytes: the size of
+ * the node's scratch buffer (writer.c) and the protocol's tx_packet_size. */
+#define RC_NODE_WBUF_CAP (64 * 1024)
 /* The drain tells clients to move in waves, one every DRAIN_TICK_MS. */
 #define DRAIN_TICK_MS 50
 /* uv handles the node owns: five timers, the flush check and its idle. */
@@ -119,6 +118,8 @@ void rc__writer_slow(void *ctx, rc_conn_t *c);
 /* Ask for a close with code once queued frames are out: the close frame
  * is written by the next WRITEABLE, never under a caller's feet. */
 void rc__writer_close(rc_node_t *n, rc_conn_t *c, uint16_t code);
+/* c is being freed: take it off the flush list. */
+void rc__writer_unlist(rc_node_t *n, rc_conn_t *c);
 /* SERVER_WRITEABLE. Returns -1 to have lws close the connection. */
 int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi);
 
