@@ -37,8 +37,6 @@
 /* One write coalesces queued frames up to this many bytes: the size of
  * the node's scratch buffer (writer.c) and the protocol's tx_packet_size. */
 #define RC_NODE_WBUF_CAP (64 * 1024)
-/* The drain tells clients to move in waves, one every DRAIN_TICK_MS. */
-#define DRAIN_TICK_MS 50
 /* uv handles the node owns: five timers, the flush check and its idle. */
 #define NODE_HANDLES 7
 
