@@ -29,7 +29,8 @@
 
 #include "gateway/proto.h"
 
-#define SUBPROTOCOL "roomcast.v1"
+/* The one WebSocket subprotocol of the client port (PROTOCOL.md). */
+#define RC_NODE_SUBPROTOCOL "roomcast.v1"
 /* lws reads ws payload into a per-connection buffer of this size; larger
  * frames arrive in several RECEIVE calls and are reassembled here. Small,
  * because it is paid by every idle client. */
