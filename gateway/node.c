@@ -1,44 +1,49 @@
-/* The node: lws callbacks, sessions (auth, requests, replies), timers
- * (heartbeat, auth deadline, token expiry) and the admin endpoints.
+/* The node's lifecycle: rc_node_create (the hub, the adapter through
+ * rc_adapter_create, the verifier, the admin listener, the lws context on
+ * the node's loop), rc_node_stop, rc_node_destroy, and the glue between
+ * the adapter and the hub (the adapter's sink, the hub's room_open and
+ * room_close). The rest of the node is one concern per file; see
+ * node_internal.h for the list.
  *
  * Path of a message (see docs/ARCHITECTURE.md): the adapter frames it once
  * (rc_adapter_frame_msg) and calls on_adapter_deliver -> rc_hub_deliver,
- * which pushes one ref onto each member's queue and asks lws for WRITEABLE;
- * rc__writer_writeable copies the queued frames into one buffer and makes one
- * lws_write(LWS_WRITE_RAW) of it.
+ * which pushes one ref onto each member's queue; a queue that was empty
+ * puts its client on the flush list (writer.c), written once at the end of
+ * the loop iteration, so everything queued for a client leaves in one
+ * lws_write(LWS_WRITE_RAW); WRITEABLE is used only when the socket is full.
  * SPDX-License-Identifier: MIT */
 #include "gateway/node.h"
-#include "gateway/node_internal.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <libwebsockets.h>
 
 #include "adapter/adapter.h"
 #include "auth/auth.h"
-#include "auth/sealed.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "gateway/admin.h"
-#include "gateway/conn.h"
 #include "gateway/hub.h"
-#include "gateway/metrics.h"
-#include "gateway/proto.h"
+#include "gateway/node_internal.h"
 
-/* ---------------------------------------------------------------- utils */
+/* lws reads ws payload into a per-connection buffer of this size; larger
+ * frames arrive in several RECEIVE calls and are reassembled (session.c).
+ * Small, because it is paid by every idle client. */
+#define RX_CHUNK 128
+/* uv handles the node owns: five timers, the flush check and its idle. */
+#define NODE_HANDLES 7
 
 int64_t rc__node_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uv_timeval64_t tv;
+
+    if (uv_gettimeofday(&tv) != 0)
+        return 0; /* only with a NULL argument */
+    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 static void hub_room_open(void *ctx, rc_room_t *room)

@@ -1,8 +1,15 @@
-/* The node's insides, shared by the files of gateway/ that make it up
- * (node.c lifecycle, ws.c the lws callback, writer.c the write path,
- * session.c requests, resume.c snapshots and resume, timers.c, drain.c,
- * admin_routes.c). Nothing outside gateway/ includes it; helpers shared
- * between those files are rc__<file>_*, everything else stays static.
+/* The node's insides, shared by the files of gateway/ that make it up,
+ * one concern each:
+ *   node.c          lifecycle (create, stop, destroy), adapter sink glue
+ *   ws.c            the lws callback: upgrade and refusals, open, free
+ *   writer.c        the write path (flush list, WRITEABLE, close frame)
+ *   session.c       frames in: auth frame, rate limit, the ops table
+ *   resume.c        welcome, snapshots, resume tokens and resumes
+ *   timers.c        auth deadline, token-expiry heap, heartbeat
+ *   drain.c         drain waves and rc_node_drain
+ *   admin_routes.c  the admin endpoints (rendering is metrics.c)
+ * Nothing outside gateway/ includes it. Helpers shared between those files
+ * are rc__<file>_* and declared here; everything else stays static.
  * Everything here runs on the node's loop.
  * SPDX-License-Identifier: MIT */
 #ifndef RC_NODE_INTERNAL_H
@@ -12,10 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libwebsockets.h>
 #include <uv.h>
 
 #include "adapter/adapter.h"
 #include "auth/auth.h"
+#include "common/buf.h"
 #include "common/list.h"
 #include "common/msg.h"
 #include "gateway/admin.h"
@@ -24,56 +33,57 @@
 #include "gateway/hub.h"
 #include "gateway/metrics.h"
 #include "gateway/node.h"
-
-#include <libwebsockets.h>
-
 #include "gateway/proto.h"
 
 /* The one WebSocket subprotocol of the client port (PROTOCOL.md). */
 #define RC_NODE_SUBPROTOCOL "roomcast.v1"
-/* lws reads ws payload into a per-connection buffer of this size; larger
- * frames arrive in several RECEIVE calls and are reassembled here. Small,
- * because it is paid by every idle client. */
-#define RX_CHUNK 128
 /* One write coalesces queued frames up to this many bytes: the size of
  * the node's scratch buffer (writer.c) and the protocol's tx_packet_size. */
 #define RC_NODE_WBUF_CAP (64 * 1024)
-/* uv handles the node owns: five timers, the flush check and its idle. */
-#define NODE_HANDLES 7
 
 struct rc_node {
-    uv_loop_t *loop;
-    const rc_config_t *cfg;
-    rc_auth_t *auth; /* NULL in dev_no_auth mode */
+    uv_loop_t *loop;        /* borrowed from main.c */
+    const rc_config_t *cfg; /* borrowed, outlives the node */
+    rc_auth_t *auth;        /* NULL in dev_no_auth mode */
     struct lws_context *lws;
     rc_hub_t *hub;
-    rc_adapter_t *adapter;
+    rc_adapter_t *adapter; /* NULL once the node stopped (on_reap) */
     rc_admin_t *admin;
     rc_metrics_t metrics;
 
-    rc_list_t conns; /* rc_conn.in_server */
+    /* ws.c */
+    rc_list_t conns; /* rc_conn.in_server: every established conn */
     uint32_t nconns;
+    uint64_t session_seed, session_ctr; /* session ids */
+
+    /* timers.c */
     rc_conn_t *hb_cursor; /* next conn the heartbeat sweep visits */
     rc_list_t pending;    /* rc_conn.in_timer, by auth deadline */
     uint32_t npending;
     rc_conn_t **exp_heap; /* min-heap on exp_ms */
     uint32_t exp_len, exp_cap;
+    rc_msg_t *ping; /* shared ping frame */
 
-    uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
-    uint64_t stop_started;
+    /* writer.c */
+    unsigned char *wbuf; /* RC_NODE_WBUF_CAP bytes of scratch */
+    rc_conn_t **flush;   /* see on_flush; NULL where a listed conn was freed */
+    uint32_t flush_len, flush_cap;
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
+
+    /* resume.c */
+    unsigned char resume_key[32];
+    size_t resume_key_len;
+
+    /* drain.c */
     int draining;
     uint64_t drain_started; /* loop ms */
     uint32_t drain_total;   /* clients when the drain began */
     uint32_t drain_told;    /* clients sent `reconnect` so far */
-    rc_msg_t *ping;         /* shared ping frame */
-    unsigned char *wbuf;
-    rc_conn_t **flush; /* see on_flush; NULL where a listed conn was freed */
-    uint32_t flush_len, flush_cap;
-    uv_check_t flush_check;
-    uv_idle_t flush_idle;
-    uint64_t session_seed, session_ctr;
-    unsigned char resume_key[32];
-    size_t resume_key_len;
+
+    /* node.c */
+    uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
+    uint64_t stop_started; /* loop ms */
     int stopping;
     int handles_open;
 };
@@ -95,8 +105,8 @@ typedef struct rc__session_op {
     bool has_id, has_since;
     int64_t id;
     uint64_t since;
-    struct resume_ctx *parent; /* set for the rooms of a resume */
-    uint32_t index;
+    struct resume_ctx *parent; /* resume.c: set for the rooms of a resume */
+    uint32_t index;            /* resume.c: the room's index in parent */
     char room[RC_ROOM_MAX + 1];
 } rc__session_op_t;
 
