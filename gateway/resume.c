@@ -52,7 +52,6 @@ static void send_welcome(rc_node_t *n, rc_conn_t *c, json_t *rooms)
         rc__session_send(n, c, rc_proto_json(w));
         json_decref(w);
     }
-    c->welcomed = 1;
 }
 
 /* Snapshot: {"sub":S,"rooms":[[room,last_seq],...]}, kept by the adapter
