@@ -9,11 +9,6 @@
 #include "gateway/metrics.h"
 #include "gateway/node_internal.h"
 
-static const char *node_state(const rc_node_t *n)
-{
-    return n->stopping ? "stopping" : n->draining ? "draining" : "serving";
-}
-
 /* The gauges are measured now; the queue bytes walk every connection,
  * which is fine at a scrape interval. */
 static void measure(const rc_node_t *n, rc_metrics_gauges_t *g)
@@ -22,7 +17,7 @@ static void measure(const rc_node_t *n, rc_metrics_gauges_t *g)
 
     memset(g, 0, sizeof(*g));
     g->node_id = n->cfg->node_id;
-    g->state = node_state(n);
+    g->state = rc__node_state(n);
     g->adapter = n->adapter->ops->name;
     g->connections = n->nconns;
     g->pending_auth = n->npending;

@@ -46,6 +46,13 @@ int64_t rc__node_wall_ms(void)
     return tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+const char *rc__node_state(const rc_node_t *n)
+{
+    return n->stopping ? "stopping" : n->draining ? "draining" : "serving";
+}
+
+/* ------------------------------------------- adapter sink and hub glue */
+
 static void hub_room_open(void *ctx, rc_room_t *room)
 {
     rc_node_t *n = ctx;
@@ -100,11 +107,8 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
     snprintf(addr, sizeof(addr), "%s:%d", n->cfg->listen_host,
              n->cfg->listen_port);
     o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "id", n->cfg->node_id,
-                  "addr", addr, "state",
-                  n->stopping   ? "stopping"
-                  : n->draining ? "draining"
-                                : "serving",
-                  "connections", (json_int_t)n->nconns, "rooms",
+                  "addr", addr, "state", rc__node_state(n), "connections",
+                  (json_int_t)n->nconns, "rooms",
                   (json_int_t)rc_hub_room_count(n->hub), "ts",
                   (json_int_t)rc__node_wall_ms());
     txt = o ? json_dumps(o, JSON_COMPACT) : NULL;

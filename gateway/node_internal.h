@@ -115,6 +115,8 @@ typedef struct rc__session_op {
  * from elsewhere: JWT exp, resume token expiry, the registry's ts. Every
  * duration on the loop uses uv_now() or uv_hrtime() instead. */
 int64_t rc__node_wall_ms(void);
+/* "serving", "draining" or "stopping" (static text). */
+const char *rc__node_state(const rc_node_t *n);
 
 /* ws.c: the lws protocol callback. */
 int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
