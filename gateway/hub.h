@@ -53,7 +53,9 @@ typedef struct rc_member {
 } rc_member_t;
 
 typedef struct rc_hub_ops {
-    /* c's queue went from empty to non-empty: ask for WRITEABLE. */
+    /* c's queue went from empty to non-empty: have it written (the node
+     * lists it for its end-of-iteration flush; WRITEABLE only when the
+     * socket is full). */
     void (*wake)(void *ctx, rc_conn_t *c);
     /* c passed its queue bound: the hub has emptied its queue; the callee
      * closes it (4009). Must not free c now (STYLE rule 7). */

@@ -518,7 +518,7 @@ static void test_nrooms_counts_to_config_bound(void **state)
     const uint32_t want = CONFIG_MAX_ROOMS_BOUND;
     char name[32];
 
-    /* node.c refuses a join when c->nrooms >= max_rooms, so the count must
+    /* session.c refuses a join when c->nrooms >= max_rooms, so the count must
      * reach every value max_rooms may take. */
     for (uint32_t i = 0; i < want; i++) {
         rc_member_t *m = NULL;
