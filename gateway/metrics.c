@@ -128,6 +128,17 @@ void rc_metrics_render(const rc_metrics_t *m, const rc_metrics_gauges_t *g,
       "auth_timeout_ms (also counted in "
       "auth_failures_total{reason=\"missing\"}).",
       m->auth_timeouts);
+    C("catchups_total",
+      "Rooms caught up from history after their subscription was lost.",
+      m->catchups);
+    C("catchup_messages_total", "Messages read from history to catch rooms up.",
+      m->catchup_messages);
+    C("catchup_failures_total",
+      "Catch-ups whose history read failed (the next resync retries).",
+      m->catchup_failures);
+    C("catchup_gaps_total",
+      "Catch-ups whose room history no longer held every missed message.",
+      m->catchup_gaps);
     rc_buf_printf(b, "# HELP roomcast_auth_failures_total Tokens refused, "
                      "by reason.\n# TYPE roomcast_auth_failures_total "
                      "counter\n");

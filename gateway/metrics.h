@@ -57,7 +57,11 @@ typedef struct rc_metrics {
     uint64_t heartbeat_closes;
     uint64_t publishes;
     uint64_t upgrades_refused;
-    uint64_t auth_timeouts; /* no auth frame within auth_timeout_ms */
+    uint64_t auth_timeouts;    /* no auth frame within auth_timeout_ms */
+    uint64_t catchups;         /* rooms caught up after a lost subscription */
+    uint64_t catchup_messages; /* messages read from history for them */
+    uint64_t catchup_failures; /* history unavailable: held frames only */
+    uint64_t catchup_gaps;     /* history no longer held the whole gap */
     uint64_t token_expired_closes;
     uint64_t drain_clients_moved; /* sent `reconnect` by a drain */
     uint64_t resumes_accepted;

@@ -62,6 +62,8 @@ static void hub_room_open(void *ctx, rc_room_t *room)
 static void hub_room_close(void *ctx, rc_room_t *room)
 {
     rc_node_t *n = ctx;
+
+    rc__catchup_room_closed(room);
     if (n->adapter) /* NULL once the node stopped */
         n->adapter->ops->room_close(n->adapter, room->name);
 }
@@ -207,8 +209,14 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     rc_node_t *n = rc_xcalloc(1, sizeof(*n));
     rc_hub_limits_t limits = {cfg->outbound_queue_bytes,
                               cfg->outbound_queue_msgs};
-    rc_adapter_sink_t sink = {on_adapter_deliver, on_adapter_state,
-                              on_adapter_control, on_adapter_node_info, n};
+    rc_adapter_sink_t sink = {
+        .deliver = on_adapter_deliver,
+        .resync = rc__catchup_resync,
+        .state = on_adapter_state,
+        .control = on_adapter_control,
+        .node_info = on_adapter_node_info,
+        .ctx = n,
+    };
 
     n->loop = loop;
     n->cfg = cfg;

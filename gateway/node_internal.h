@@ -134,6 +134,11 @@ void rc__writer_unlist(rc_node_t *n, rc_conn_t *c);
 /* SERVER_WRITEABLE. Returns -1 to have lws close the connection. */
 int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi);
 
+/* catchup.c: a room's members caught up after its subscription was lost
+ * (the adapter sink's resync), and cut loose when the room closes. */
+void rc__catchup_resync(void *ctx, void *token);
+void rc__catchup_room_closed(rc_room_t *room);
+
 /* session.c: authentication and requests. */
 /* Queue an owned frame (NULL: allocation failed, nothing sent) to c;
  * drops the ref. */
