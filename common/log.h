@@ -25,6 +25,4 @@ int rc_log_level_parse(const char *s);
 void rc_log(rc_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define rc_log_enabled(level) ((level) >= rc_log_get_level())
-
 #endif /* RC_LOG_H */

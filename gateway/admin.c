@@ -1,4 +1,5 @@
-/* Minimal HTTP/1.0 server for the admin endpoints, on the node's loop.
+/* Minimal HTTP server for the admin endpoints, on the node's loop: reads
+ * one request line, answers HTTP/1.1 with Connection: close.
  * SPDX-License-Identifier: MIT */
 #include "gateway/admin.h"
 

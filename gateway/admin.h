@@ -1,5 +1,6 @@
 /* The admin HTTP listener (healthz, readyz, metrics, stats, drain): plain
- * HTTP/1.0 on libuv, one request per connection, separate from the client
+ * HTTP on libuv, answered as HTTP/1.1 with Connection: close (one request
+ * per connection; only the request line is read), separate from the client
  * port so that load balancers and scrapers never compete with clients.
  * SPDX-License-Identifier: MIT */
 #ifndef RC_ADMIN_H

@@ -3,10 +3,12 @@
  * Every key is one line of the table below; the loader, the usage text and
  * rc_config_destroy() all walk that table. Anything not understood (unknown
  * key, flag or variable, wrong type, out of range) is refused with one line
- * naming the key. Runs once at startup, before the loop, so blocking file
- * I/O is fine here (STYLE rule 5).
+ * naming the key (config_values.c says what a valid value looks like).
+ * Runs once at startup, before the loop, so blocking file I/O is fine here
+ * (STYLE rule 5).
  * SPDX-License-Identifier: MIT */
 #include "gateway/config.h"
+#include "gateway/config_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,7 +22,6 @@
 
 #include "common/log.h"
 #include "common/mem.h"
-#include "common/redis_url.h"
 
 #ifndef RC_VERSION
 #define RC_VERSION "0.0.0" /* the top-level CMake defines the real one */
@@ -34,7 +35,6 @@ extern char **environ;
 /* Secrets and keys are small; a bound keeps a wrong path (a log, a device)
  * from being slurped whole. */
 #define MAX_FILE_BYTES (1024 * 1024)
-#define MAX_NODE_ID 128
 #define DAY_MS INT64_C(86400000)
 #define MAX_DURATION_MS (7 * DAY_MS)
 
@@ -67,13 +67,6 @@ typedef struct key_def {
     const char *help;
 } key_def_t;
 
-static const char *check_ws_path(const char *s);
-static const char *check_node_id(const char *s);
-static const char *check_redis_url(const char *s);
-static const char *check_key_prefix(const char *s);
-static const char *check_jwt_alg(const char *s);
-static const char *check_log_level(const char *s);
-
 /* One constructor per kind, so each table entry stays one line of intent.
  * clang-format would split the braces of these bodies into a mess. */
 /* clang-format off */
@@ -104,14 +97,14 @@ static const key_def_t keys[] = {
          "client WebSocket listener, host:port ([v6addr]:port for IPv6)"),
     ADDR(admin_listen, admin_host, admin_port, "127.0.0.1:9090",
          "admin HTTP listener, host:port"),
-    STR(ws_path, "/ws", 0, check_ws_path, "WebSocket upgrade path"),
-    STR(node_id, NULL, F_COMPUTED, check_node_id,
+    STR(ws_path, "/ws", 0, rc__config_check_ws_path, "WebSocket upgrade path"),
+    STR(node_id, NULL, F_COMPUTED, rc__config_check_node_id,
         "this node's id in the registry (1..128 printable, no spaces)"),
-    STR(redis_url, NULL, F_NULLABLE, check_redis_url,
+    STR(redis_url, NULL, F_NULLABLE, rc__config_check_redis_url,
         "redis://[[user]:password@]host[:port][/db]; unset: single node"),
-    STR(key_prefix, "roomcast:", 0, check_key_prefix,
+    STR(key_prefix, "roomcast:", 0, rc__config_check_key_prefix,
         "prefix of every Redis key and channel"),
-    STR(jwt_alg, "HS256", 0, check_jwt_alg,
+    STR(jwt_alg, "HS256", 0, rc__config_check_jwt_alg,
         "the one accepted JWT alg: HS256 HS384 HS512 RS256 RS384 RS512 "
         "ES256 ES384"),
     SECRET(jwt_secret, jwt_secret_len,
@@ -166,7 +159,8 @@ static const key_def_t keys[] = {
         "drain pacing window, ms"),
     NUM(drain_timeout_ms, KIND_I64, 1, MAX_DURATION_MS, "30000",
         "drain hard stop, ms"),
-    STR(log_level, "info", 0, check_log_level, "debug, info, warn or error"),
+    STR(log_level, "info", 0, rc__config_check_log_level,
+        "debug, info, warn or error"),
 };
 
 #define NKEYS RC_ARRAY_LEN(keys)
@@ -301,137 +295,6 @@ static int find_env(const char *name, size_t n)
     return -1;
 }
 
-static const char *check_ws_path(const char *s)
-{
-    if (s[0] != '/')
-        return "must start with \"/\"";
-    for (; *s; s++)
-        if (!isgraph((unsigned char)*s) || *s == '?' || *s == '#')
-            return "must be a path without spaces, \"?\" or \"#\"";
-    return NULL;
-}
-
-static const char *check_node_id(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > MAX_NODE_ID)
-        return "must be 1..128 printable characters without spaces";
-    for (; *s; s++)
-        if (!isgraph((unsigned char)*s))
-            return "must be 1..128 printable characters without spaces";
-    return NULL;
-}
-
-static const char *check_redis_url(const char *s)
-{
-    rc_redis_url_t url;
-
-    if (rc_redis_url_parse(s, &url) != RC_OK)
-        return "must be redis://[[user]:password@]host[:port][/db]";
-    return NULL;
-}
-
-static const char *check_key_prefix(const char *s)
-{
-    if (!rc_redis_prefix_ok(s))
-        return "at most 64 bytes, no quotes, braces, backslashes or control "
-               "characters";
-    return NULL;
-}
-
-static const char *const jwt_algs[] = {"HS256", "HS384", "HS512", "RS256",
-                                       "RS384", "RS512", "ES256", "ES384"};
-
-static const char *check_jwt_alg(const char *s)
-{
-    for (size_t i = 0; i < RC_ARRAY_LEN(jwt_algs); i++)
-        if (strcmp(s, jwt_algs[i]) == 0)
-            return NULL;
-    return "must be one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384";
-}
-
-static const char *check_log_level(const char *s)
-{
-    if (rc_log_level_parse(s) < 0)
-        return "must be one of debug info warn error";
-    return NULL;
-}
-
-/* Decimal integer, optional '-', nothing else (no spaces, no '+', no 0x). */
-static bool parse_int(const char *s, int64_t *out)
-{
-    const char *p = s[0] == '-' ? s + 1 : s;
-    char *end;
-    long long v;
-
-    if (!isdigit((unsigned char)*p))
-        return false;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
-        *out = true;
-    else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
-        *out = false;
-    else
-        return false;
-    return true;
-}
-
-/* "host:port" or "[v6]:port"; host non-empty, port 1..65535. On success
- * *host is owned. */
-static bool parse_addr(const char *s, char **host, int *port)
-{
-    const char *h, *p, *colon;
-    size_t hlen;
-    long v = 0;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-
-        if (!close || close[1] != ':')
-            return false;
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        p = close + 2;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return false;
-        h = s;
-        hlen = (size_t)(colon - s);
-        /* Another colon means an IPv6 address without brackets: ambiguous. */
-        if (memchr(s, ':', hlen))
-            return false;
-        p = colon + 1;
-    }
-    if (hlen == 0)
-        return false;
-    for (size_t i = 0; i < hlen; i++)
-        if (!isgraph((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
-            return false;
-    if (*p == '\0' || strlen(p) > 5)
-        return false;
-    for (const char *q = p; *q; q++) {
-        if (!isdigit((unsigned char)*q))
-            return false;
-        v = v * 10 + (*q - '0');
-    }
-    if (v < 1 || v > 65535)
-        return false;
-    *host = rc_xstrndup(h, hlen);
-    *port = (int)v;
-    return true;
-}
-
 static rc_err_t set_int(loader_t *ld, const key_def_t *k, int64_t v,
                         const char *shown, const char *where)
 {
@@ -488,7 +351,7 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
         }
         return RC_OK;
     case KIND_ADDR:
-        if (!parse_addr(s, &host, &port))
+        if (!rc__config_parse_addr(s, &host, &port))
             return errorf(ld,
                           "%s must be host:port ([v6addr]:port for IPv6) with "
                           "a port in 1..65535, got \"%s\" (%s)",
@@ -498,7 +361,7 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
         *(int *)field(ld->cfg, k->off2) = port;
         return RC_OK;
     case KIND_BOOL:
-        if (!parse_bool(s, &b))
+        if (!rc__config_parse_bool(s, &b))
             return errorf(ld, "%s must be true or false, got \"%s\" (%s)",
                           k->name, s, where);
         *(bool *)field(ld->cfg, k->off) = b;
@@ -506,7 +369,7 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
     case KIND_I64:
     case KIND_U32:
     case KIND_U64:
-        if (!parse_int(s, &v))
+        if (!rc__config_parse_int(s, &v))
             return errorf(ld,
                           "%s must be an integer in %lld..%lld, got \"%s\" "
                           "(%s)",
@@ -845,7 +708,7 @@ static void apply_defaults(rc_config_t *cfg)
 {
     char err[256];
     char host[256];
-    char id[MAX_NODE_ID + 1];
+    char id[RC_CONFIG_MAX_NODE_ID + 1];
     loader_t ld = {.cfg = cfg, .err = err, .errlen = sizeof(err)};
 
     for (size_t i = 0; i < NKEYS; i++) {
