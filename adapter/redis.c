@@ -48,8 +48,10 @@ static void r_metrics(const rc_adapter_t *ad, rc_metric_emit_fn emit, void *ctx)
        "Times the Redis links came back up.", r->m_reconnects);
     RM("resubscribed_rooms_total", RC_METRIC_COUNTER,
        "Rooms resubscribed after a reconnect.", r->m_resubscribed);
-    RM("recovered_messages_total", RC_METRIC_COUNTER,
-       "Messages fetched from history after an outage.", r->m_recovered);
+    RM("resyncs_total", RC_METRIC_COUNTER,
+       "Open rooms handed to the node to catch up after their subscription "
+       "was lost and confirmed again.",
+       r->m_resyncs);
     RM("probe_failures_total", RC_METRIC_COUNTER,
        "Times the pub/sub link was found silent and restarted.",
        r->m_probe_fail);

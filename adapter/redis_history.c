@@ -1,9 +1,9 @@
 /* The Redis adapter's reads and writes of a room's durable state, through
  * the function library: history reads for a join (after the room's
- * subscription is confirmed, so nothing falls through the seam), the
- * catch-up of every room after an outage, durable publish (with WAIT for
- * replicas when configured), and the check of a durable envelope's MAC.
- * SPDX-License-Identifier: MIT */
+ * subscription is confirmed, so nothing falls through the seam; the node's
+ * catch-up after a lost subscription reads the same way), durable publish (with
+ * WAIT for replicas when configured), and the check of a durable envelope's
+ * MAC. SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
 
 #include <inttypes.h>
@@ -82,8 +82,6 @@ void rc__redis_fail_owed(redis_adapter_t *r)
     rc__redis_list_move(&owed, &r->owed);
     while (!rc_list_empty(&owed)) {
         rreq_t *q = rc_container_of(owed.next, rreq_t, link);
-        if (q->catchup && q->room)
-            q->room->catching = 0;
         rc__redis_req_fail(q, RC_ECLOSED);
     }
 }
@@ -117,44 +115,9 @@ void rc__redis_fail_list(redis_adapter_t *r, rc_list_t *list)
     while (!rc_list_empty(list)) {
         rreq_t *h = rc_container_of(list->next, rreq_t, link);
         rc_list_remove(&h->link);
-        if (h->catchup && h->room)
-            h->room->catching = 0;
         rc__redis_req_fail(h, RC_EBACKEND);
         rc__redis_req_free(h); /* may free its room */
     }
-}
-
-void rc__redis_catchup_begin(redis_adapter_t *r, rroom_t *rm)
-{
-    rreq_t *h;
-
-    if (rm->catching)
-        return;
-    h = rc__redis_req_new(r, REQ_HISTORY);
-    h->owed = false; /* nobody waits for a catch-up's callback */
-    h->room = rm;
-    rc__redis_room_ref(rm);
-    h->catchup = true;
-    h->has_since = true;
-    /* Members drop what they already have, so starting low is safe;
-     * starting high could skip. */
-    h->since = rm->last_seq ? rm->last_seq : rm->known_seq;
-    rm->catching = 1;
-    rc_list_push(&rm->waiters, &h->link);
-}
-
-static void finish_catchup(redis_adapter_t *r, rroom_t *rm, rc_msg_t **msgs,
-                           size_t n)
-{
-    rm->catching = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (msgs[i]->seq > rm->last_seq)
-            r->m_recovered++;
-        rc__redis_deliver(r, rm, msgs[i]);
-    }
-    for (uint32_t i = 0; i < rm->nheld; i++)
-        rc__redis_deliver(r, rm, rm->held[i]);
-    rc__redis_release_held(rm);
 }
 
 /* A seq element of a history reply (an integer or a decimal string). */
@@ -181,14 +144,11 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
     rc_msg_t **msgs = NULL;
     size_t n = 0;
     uint64_t latest = 0, epoch = 0, first = 0;
-    bool recovered, owed;
+    bool recovered;
 
     (void)ac;
-    owed = req_reply(h);
-    if (!owed && !h->catchup)
+    if (!req_reply(h))
         goto out; /* failed already (destroy): nobody to tell */
-    if (h->catchup && (r->closing || !rep))
-        goto out_catchup;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
         !reply_seq(r, rep->element[0], &latest) ||
         (rep->element[1]->type == REDIS_REPLY_STRING &&
@@ -196,8 +156,6 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
         if (rep && rep->type == REDIS_REPLY_ERROR)
             rc_log(RC_LOG_WARN, "redis_history_error", "room=%s err=\"%s\"",
                    rm->name, rep->str);
-        if (h->catchup)
-            goto out_catchup;
         rc__redis_req_fail(h, RC_EBACKEND);
         goto out;
     }
@@ -228,22 +186,10 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
      * since of another epoch (lost history) is never recovered. */
     recovered = h->since == latest || (first && first == h->since + 1) ||
                 (h->since == 0 && first && first == epoch + 1);
-    /* Not last_seq: a message published just before this read may still
-     * be on its way on the subscription link, and must not be taken for a
-     * duplicate. known_seq only tells a later catch-up where to start. */
-    if (latest > rm->known_seq)
-        rm->known_seq = latest;
-    if (h->catchup) {
-        finish_catchup(r, rm, msgs, n);
-    } else {
-        h->owed = false;
-        h->cb.hist(h->arg, RC_OK, latest, h->has_since ? recovered : true, msgs,
-                   n);
-    }
+    h->owed = false;
+    rc_list_remove(&h->link);
+    h->cb.hist(h->arg, RC_OK, latest, h->has_since ? recovered : true, msgs, n);
     free_msgs(msgs, n);
-    goto out;
-out_catchup:
-    finish_catchup(r, rm, NULL, 0);
 out:
     rc__redis_req_free(h); /* may free rm */
 }
@@ -260,8 +206,6 @@ void rc__redis_history_issue(redis_adapter_t *r, rreq_t *h)
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
     if (req_send(r, h, on_history_reply, 5, argv, lens) != RC_OK) {
-        if (h->catchup)
-            h->room->catching = 0;
         rc__redis_req_fail(h, RC_EBACKEND);
         rc__redis_req_free(h);
     }

@@ -9,9 +9,11 @@
  *                    backoff, the tick (command timeout, PING probe,
  *                    registry refresh, delayed unsubscribe)
  *   redis_sub.c      the room table, the subscription state machine and its
- *                    batches, channel messages -> check -> frame -> deliver
- *   redis_history.c  history reads (joins and catch-up after an outage),
- *                    durable publish (and WAIT for replicas)
+ *                    batches, resync after a lost subscription, channel
+ *                    messages -> check -> frame -> deliver (the node holds
+ *                    and dedupes: gateway/catchup.c)
+ *   redis_history.c  history reads, durable publish (and WAIT for
+ *                    replicas), the envelope's MAC check
  *   redis_session.c  session save/take, the registry entry, this node's
  *                    control channel
  *   redis_lib.c      the function library (adapter/roomcast.lua) for a
@@ -67,8 +69,7 @@
 #define RC_REDIS_REGISTRY_TTL_MS 10000
 #define RC_REDIS_BACKOFF_MIN_MS 100
 #define RC_REDIS_BACKOFF_MAX_MS 5000
-#define RC_REDIS_SUB_BATCH 256  /* channels per SUBSCRIBE/UNSUBSCRIBE */
-#define RC_REDIS_MAX_HELD 65536 /* live frames held during one catch-up */
+#define RC_REDIS_SUB_BATCH 256 /* channels per SUBSCRIBE/UNSUBSCRIBE */
 /* The largest seq a client may see: JavaScript's Number.MAX_SAFE_INTEGER,
  * so every seq is exact in a JS client (docs/REDIS.md). */
 #define RC_REDIS_MAX_SEQ 9007199254740991ULL
@@ -96,23 +97,21 @@ typedef struct rroom {
     rc_list_t in_batch;      /* subscribe or unsubscribe batch */
     rc_list_t waiters;       /* rreq_t (history) waiting for SUB_ON */
     uint32_t refs;           /* requests pointing here (rreq.room) */
-    uint64_t last_seq;       /* last durable seq delivered to the node */
-    uint64_t known_seq;      /* latest seq a history read reported */
     uint64_t unsub_at;       /* loop ms; 0 when not scheduled */
     uint64_t retry_at;       /* loop ms: resubscribe after a refusal; 0: none */
     uint32_t sub_backoff_ms; /* doubles with each refused SUBSCRIBE */
-    rc_msg_t **held;         /* live frames held during a catch-up */
-    uint32_t nheld, capheld;
-    void *token;      /* the node's room while it has members, or NULL */
-    uint8_t state;    /* sub_state_t */
-    uint8_t catching; /* fetching what a Redis outage made it miss */
+    void *token;             /* the node's room while it has members, or NULL */
+    uint8_t state;           /* sub_state_t */
+    /* The open room's subscription was lost (teardown, or Redis dropped
+     * it): its next confirmation calls the sink's resync first. */
+    uint8_t lost;
     char name[];
 } rroom_t;
 
 typedef struct redis_adapter redis_adapter_t;
 
 typedef enum rreq_kind {
-    REQ_HISTORY = 0, /* a join's read, or a catch-up (no callback) */
+    REQ_HISTORY = 0, /* a history read (a join's, or the node's catch-up) */
     REQ_PUBLISH,
     REQ_TAKE,
     REQ_SAVE,
@@ -126,7 +125,7 @@ typedef struct rreq {
     rroom_t *room; /* history: holds a ref (rroom.refs) */
     uint8_t kind;  /* rreq_kind_t */
     bool owed;     /* the op's callback is still to be called */
-    bool catchup, has_since;
+    bool has_since;
     uint8_t hold; /* hiredis callbacks still to come */
     rc_err_t err; /* publish: the FCALL's outcome, until WAIT answers */
     uint64_t since, seq;
@@ -179,7 +178,7 @@ struct redis_adapter {
 
     /* metrics */
     uint64_t m_received, m_durable, m_ephemeral, m_bad, m_too_big;
-    uint64_t m_reconnects, m_resubscribed, m_recovered, m_probe_fail;
+    uint64_t m_reconnects, m_resubscribed, m_resyncs, m_probe_fail;
     uint64_t m_subscribed; /* gauge */
     uint64_t m_publish_err, m_forged, m_bad_seq, m_sub_refused;
     uint64_t m_repl_fail;
@@ -218,7 +217,7 @@ bool rc__redis_link_close(redis_adapter_t *r);
  * callbacks). */
 void rc__redis_teardown(redis_adapter_t *r, const char *why);
 /* Goes up when both links, the library and the control channel are ready:
- * resubscribes rooms, starts their catch-up, announces. */
+ * resubscribes rooms, announces. */
 void rc__redis_maybe_up(redis_adapter_t *r);
 /* Queues a command on the command link; cb gets a NULL reply when the link
  * dies first. RC_EBACKEND (cb never called) when the link is not there.
@@ -244,10 +243,6 @@ void rc__redis_room_maybe_free(redis_adapter_t *r, rroom_t *rm);
  * freeing rm) when the request is freed. */
 void rc__redis_room_ref(rroom_t *rm);
 void rc__redis_room_unref(redis_adapter_t *r, rroom_t *rm);
-void rc__redis_release_held(rroom_t *rm);
-/* One frame for rm: held while it catches up, else dropped when its seq
- * was delivered already, else handed to the node's deliver. m borrowed. */
-void rc__redis_deliver(redis_adapter_t *r, rroom_t *rm, rc_msg_t *m);
 /* Parses "seq|t_us|data" (s: len bytes); *data points into s. A seq that
  * is not a plain positive decimal at most RC_REDIS_MAX_SEQ fails. */
 bool rc__redis_parse_entry(const char *s, size_t len, uint64_t *seq,
@@ -270,12 +265,12 @@ void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
                             const rc_sublink_cmd_t *cmd);
 /* Sends the pending SUBSCRIBE/UNSUBSCRIBE batches (when up). */
 void rc__redis_flush_batches(redis_adapter_t *r);
-/* Links up: every open room goes into the subscribe batch and gets a
- * catch-up queued behind its subscription. */
+/* Links up: every open room goes into the subscribe batch (its
+ * confirmation calls resync). */
 void rc__redis_rooms_up(redis_adapter_t *r);
-/* Links down: every room back to SUB_NONE, its waiters failed (after the
- * table walk, from a detached list), what a catch-up held delivered. May
- * call back into the node. */
+/* Links down: every room back to SUB_NONE (an open one marked lost), its
+ * waiters failed (after the table walk, from a detached list). May call
+ * back into the node. */
 void rc__redis_rooms_down(redis_adapter_t *r);
 /* The tick: rooms whose last member left unsub_delay ago are unsubscribed;
  * rooms whose SUBSCRIBE was refused are retried after their backoff. */
@@ -298,13 +293,9 @@ void rc__redis_req_free(rreq_t *q);
 void rc__redis_fail_owed(redis_adapter_t *r);
 /* Sends h (its room is SUB_ON); on failure fails it and frees it. */
 void rc__redis_history_issue(redis_adapter_t *r, rreq_t *h);
-/* Fails every request on list (detached by the caller: each was unlinked
- * from its room) with RC_EBACKEND and frees it; a catch-up clears its
- * room's catching. Calls the node's history callbacks. */
+/* Fails every request on list (detached by the caller) with RC_EBACKEND
+ * and frees it. Calls the node's history callbacks. */
 void rc__redis_fail_list(redis_adapter_t *r, rc_list_t *list);
-/* Queues rm's catch-up read behind its subscription (no-op when one is in
- * flight). */
-void rc__redis_catchup_begin(redis_adapter_t *r, rroom_t *rm);
 /* Checks a durable envelope "seq|t_us|mac|data" of room (s: len bytes)
  * against the envelope key: true with the entry's fields, false when it is
  * malformed or its MAC is wrong (*forged true then). */

@@ -43,15 +43,6 @@ rroom_t *rc__redis_room_find(redis_adapter_t *r, const char *name, size_t len,
     return rm;
 }
 
-void rc__redis_release_held(rroom_t *rm)
-{
-    for (uint32_t i = 0; i < rm->nheld; i++)
-        rc_msg_unref(rm->held[i]);
-    free(rm->held);
-    rm->held = NULL;
-    rm->nheld = rm->capheld = 0;
-}
-
 void rc__redis_room_ref(rroom_t *rm)
 {
     rm->refs++;
@@ -68,9 +59,8 @@ void rc__redis_room_maybe_free(redis_adapter_t *r, rroom_t *rm)
     /* A request refers to rm (waiting or in flight: refs covers both), or
      * the room is open, subscribed, or in a batch: it stays. */
     if (rm->refs || rm->token || rm->state != SUB_NONE ||
-        !rc_list_empty(&rm->in_batch) || rm->catching)
+        !rc_list_empty(&rm->in_batch))
         return;
-    rc__redis_release_held(rm);
     rc_htab_remove(&r->rooms, &rm->node);
     free(rm);
 }
@@ -82,42 +72,12 @@ void rc__redis_rooms_free(redis_adapter_t *r)
 
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
-        rc__redis_release_held(rm);
         rc_htab_remove(&r->rooms, n);
         free(rm);
     }
 }
 
 /* ---------------------------------------------------------- messages */
-
-void rc__redis_deliver(redis_adapter_t *r, rroom_t *rm, rc_msg_t *m)
-{
-    if (rm->catching) {
-        if (rm->nheld == rm->capheld) {
-            if (rm->capheld >= RC_REDIS_MAX_HELD) {
-                /* Catch-up is stuck: drop the hold; members will see the
-                 * seq gap and can rejoin with since. */
-                rc_log(RC_LOG_WARN, "redis_catchup_overflow", "room=%s",
-                       rm->name);
-                rc__redis_release_held(rm);
-                rm->catching = 0;
-                goto live;
-            }
-            rm->capheld = rm->capheld ? rm->capheld * 2 : 16;
-            rm->held = rc_xrealloc(rm->held, rm->capheld * sizeof(*rm->held));
-        }
-        rm->held[rm->nheld++] = rc_msg_ref(m);
-        return;
-    }
-live:
-    if (m->seq) {
-        if (m->seq <= rm->last_seq)
-            return; /* seen (catch-up overlap) */
-        rm->last_seq = m->seq;
-    }
-    if (rm->token)
-        r->base.sink.deliver(r->base.sink.ctx, rm->token, m);
-}
 
 bool rc__redis_parse_seq(const char *s, size_t len, uint64_t *seq)
 {
@@ -252,17 +212,29 @@ void rc__redis_on_message(void *ctx, const char *ch, size_t chlen,
     m = rc__redis_frame(r, name, seq, t_us, data, dlen);
     if (!m)
         return;
-    rc__redis_deliver(r, rm, m);
+    /* No hold and no seq dedupe here: the node does both, per member. */
+    r->base.sink.deliver(r->base.sink.ctx, rm->token, m);
     rc_msg_unref(m);
 }
 
 /* ----------------------------------------------------- subscriptions */
 
+/* rm is held by the caller (rc__redis_on_subscribed) across the node's
+ * resync, which may close rooms. */
 static void room_subscribed(redis_adapter_t *r, rroom_t *rm)
 {
     rm->state = SUB_ON;
     rm->sub_backoff_ms = 0;
     r->m_subscribed++;
+    if (rm->lost && rm->token) {
+        /* Confirmed again after a loss: the node catches the members up
+         * (it holds live frames meanwhile) before any live message of the
+         * new subscription, which can only come after this callback. */
+        rm->lost = 0;
+        r->m_resyncs++;
+        if (r->base.sink.resync)
+            r->base.sink.resync(r->base.sink.ctx, rm->token);
+    }
     while (!rc_list_empty(&rm->waiters)) {
         rreq_t *h = rc_container_of(rm->waiters.next, rreq_t, link);
         rc_list_remove(&h->link);
@@ -294,8 +266,11 @@ void rc__redis_on_subscribed(void *ctx, const char *ch, size_t len,
         return;
     }
     rm = room_of_channel(r, ch, len);
-    if (rm && rm->state == SUB_PENDING)
+    if (rm && rm->state == SUB_PENDING) {
+        rc__redis_room_ref(rm);
         room_subscribed(r, rm);
+        rc__redis_room_unref(r, rm);
+    }
 }
 
 void rc__redis_on_unsubscribed(void *ctx, const char *ch, size_t len,
@@ -321,9 +296,9 @@ void rc__redis_on_unsubscribed(void *ctx, const char *ch, size_t len,
         if (rm->token) {
             rc_log(RC_LOG_WARN, "redis_unsubscribed_by_server", "room=%s",
                    rm->name);
+            rm->lost = was_on || rm->lost;
             if (rc_list_empty(&rm->in_batch))
                 rc_list_push(&r->sub_batch, &rm->in_batch);
-            rc__redis_catchup_begin(r, rm);
             rc__redis_flush_batches(r);
         } else {
             rc__redis_room_maybe_free(r, rm);
@@ -341,7 +316,6 @@ void rc__redis_on_unsubscribed(void *ctx, const char *ch, size_t len,
         rc_list_push(&r->sub_batch, &rm->in_batch);
         rc__redis_flush_batches(r);
     } else {
-        rm->last_seq = rm->known_seq = 0;
         rc__redis_room_maybe_free(r, rm);
     }
 }
@@ -376,7 +350,6 @@ void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
              * staying pending forever. */
             r->m_sub_refused++;
             rm->state = SUB_NONE;
-            rm->catching = 0;
             rc__redis_list_move(&failed, &rm->waiters);
             rm->sub_backoff_ms = rm->sub_backoff_ms
                                      ? rm->sub_backoff_ms * 2
@@ -471,8 +444,8 @@ void rc__redis_rooms_up(redis_adapter_t *r)
     rc_htab_it_t it = {0, NULL};
     rc_hnode_t *n;
 
-    /* Resubscribe every room with members, in batches; each fetches what
-     * it missed from its history once subscribed. */
+    /* Resubscribe every room with members, in batches; a room that lost
+     * its subscription gets its resync when confirmed. */
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
         if (!rm->token)
@@ -480,9 +453,6 @@ void rc__redis_rooms_up(redis_adapter_t *r)
         if (rc_list_empty(&rm->in_batch))
             rc_list_push(&r->sub_batch, &rm->in_batch);
         r->m_resubscribed++;
-        /* Every room catches up, even one that saw no traffic yet: a
-         * message may have been published while the link was down. */
-        rc__redis_catchup_begin(r, rm);
     }
     rc__redis_flush_batches(r);
 }
@@ -500,17 +470,15 @@ void rc__redis_rooms_down(redis_adapter_t *r)
     r->m_subscribed = 0;
     while ((n = rc_htab_iter(&r->rooms, &it))) {
         rroom_t *rm = rc_container_of(n, rroom_t, node);
+        /* Every open room that was subscribed catches up once confirmed
+         * again, even one that saw no traffic yet: a message may have been
+         * published while the link was down. */
+        if (rm->token && (rm->state == SUB_ON || rm->state == SUB_LEAVING))
+            rm->lost = 1;
         rm->state = SUB_NONE;
         rm->retry_at = 0;
         rc_list_remove(&rm->in_batch);
         rc__redis_list_move(&failed, &rm->waiters);
-        if (rm->catching) {
-            /* Deliver what was held; the next catch-up covers the rest. */
-            rm->catching = 0;
-            for (uint32_t i = 0; i < rm->nheld; i++)
-                rc__redis_deliver(r, rm, rm->held[i]);
-            rc__redis_release_held(rm);
-        }
         rc__redis_room_maybe_free(r, rm);
     }
     /* Then the callbacks: they may close (and so free) any room. */
@@ -563,6 +531,7 @@ void rc__redis_room_close(rc_adapter_t *ad, const char *room)
     if (!rm)
         return;
     rm->token = NULL;
+    rm->lost = 0; /* a later open's members join with their own reads */
     if (rm->state == SUB_NONE) {
         /* Never got to subscribe: just forget it. */
         rc_list_remove(&rm->in_batch);

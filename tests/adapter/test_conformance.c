@@ -45,6 +45,8 @@ typedef struct fixture {
     uint64_t seq[MAXREC];
     size_t ndeliver;
     int ups, downs;
+    size_t resync_at[MAXREC]; /* ndeliver when each resync came */
+    size_t nresync;
     /* what the op callbacks saw */
     int pub_calls, hist_calls, save_calls, take_calls;
     rc_err_t pub_err[MAXREC];
@@ -57,6 +59,11 @@ typedef struct fixture {
     bool take_used;
     char take_json[256];
     int metrics;
+    /* Redis setups */
+    uint32_t wait_replicas;
+    int64_t wait_timeout_ms;
+    bool close_on_hist_err; /* on_history(error) closes rooms x0..x7 */
+    int hist_errs;
 } fixture_t;
 
 /* ------------------------------------------------------------- sink */
@@ -71,6 +78,16 @@ static void on_deliver(void *ctx, void *token, rc_msg_t *m)
         fx->seq[fx->ndeliver] = m->seq;
     }
     fx->ndeliver++;
+}
+
+/* The sink's resync: when it came, in deliveries seen so far. */
+static void on_resync(void *ctx, void *token)
+{
+    fixture_t *fx = ctx;
+
+    assert_non_null(token);
+    if (fx->nresync < MAXREC)
+        fx->resync_at[fx->nresync++] = fx->ndeliver;
 }
 
 static void on_state(void *ctx, bool up)
@@ -114,6 +131,17 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
 
     fx->hist_calls++;
     fx->hist_err = err;
+    if (err != RC_OK) {
+        fx->hist_errs++;
+        /* A node whose last member of every room leaves on the error:
+         * rooms are closed (and freed) while the adapter fails the rest. */
+        if (fx->close_on_hist_err)
+            for (int i = 0; i < 8; i++) {
+                char room[8];
+                snprintf(room, sizeof(room), "x%d", i);
+                fx->ad->ops->room_close(fx->ad, room);
+            }
+    }
     fx->hist_latest = latest;
     fx->hist_recovered = recovered;
     fx->hist_n = n;
@@ -209,8 +237,12 @@ static bool never(fixture_t *fx, uintptr_t arg)
 
 static rc_adapter_t *make_adapter(fixture_t *fx, uint32_t history_size)
 {
-    rc_adapter_sink_t sink = {on_deliver, on_state, on_control, on_node_info,
-                              fx};
+    rc_adapter_sink_t sink = {.deliver = on_deliver,
+                              .resync = on_resync,
+                              .state = on_state,
+                              .control = on_control,
+                              .node_info = on_node_info,
+                              .ctx = fx};
     rc_adapter_config_t cfg = {
         .url = fx->use_redis ? fx->redis.url : NULL,
         .prefix = "conf:",
@@ -219,6 +251,8 @@ static rc_adapter_t *make_adapter(fixture_t *fx, uint32_t history_size)
         .history_ttl_ms = 60000,
         .max_publish = 65536,
         .unsubscribe_delay_ms = 2000,
+        .wait_replicas = fx->wait_replicas,
+        .wait_timeout_ms = fx->wait_timeout_ms,
     };
     char err[256] = "";
     rc_adapter_t *ad =
@@ -280,6 +314,25 @@ static int setup_redis(void **state)
 static int setup_local_small(void **state)
 {
     return setup_with(state, false, 5);
+}
+
+/* Every durable publish waits 3 s for a replica that does not exist: the
+ * command link is blocked behind it for that long. */
+static int setup_redis_wait(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    fx->use_redis = true;
+    fx->wait_replicas = 1;
+    fx->wait_timeout_ms = 3000;
+    uv_loop_init(&fx->loop);
+    if (!rc_test_redis_start(&fx->redis))
+        fail_msg("redis-server did not start");
+    fx->ad = make_adapter(fx, 100);
+    assert_true(run_until(fx, is_ready, 0, TIMEOUT_MS));
+    *state = fx;
+    return 0;
 }
 
 static int setup_redis_small(void **state)
@@ -553,6 +606,89 @@ static void test_redis_raw_publish_ephemeral(void **state)
     assert_int_equal(fx->seq[0], 0);
 }
 
+static bool downs_at_least(fixture_t *fx, uintptr_t n)
+{
+    return (uintptr_t)fx->downs >= n;
+}
+
+static bool ups_at_least(fixture_t *fx, uintptr_t n)
+{
+    return (uintptr_t)fx->ups >= n;
+}
+
+static bool resyncs_at_least(fixture_t *fx, uintptr_t n)
+{
+    return fx->nresync >= n;
+}
+
+/* Redis only: a lost subscription (the pub/sub link killed) confirmed
+ * again calls resync for the open room, before any live message after
+ * it; the adapter itself recovers nothing. */
+static void test_redis_resync_after_lost_subscription(void **state)
+{
+    fixture_t *fx = *state;
+    int ups = fx->ups;
+
+    open_room(fx, "r", &tok_a);
+    assert_int_equal(fx->nresync, 0);
+    assert_true(rc_test_redis_cmd(&fx->redis, "CLIENT KILL TYPE pubsub") >= 1);
+    assert_true(run_until(fx, downs_at_least, 1, TIMEOUT_MS));
+    assert_true(run_until(fx, ups_at_least, (uintptr_t)ups + 1, TIMEOUT_MS));
+    assert_true(run_until(fx, resyncs_at_least, 1, TIMEOUT_MS));
+    publish(fx, "r", "1");
+    assert_true(run_until(fx, delivers_at_least, 1, TIMEOUT_MS));
+    assert_int_equal(fx->nresync, 1);
+    assert_int_equal(fx->resync_at[0], 0); /* before the live message */
+    assert_ptr_equal(fx->tok[0], &tok_a);
+}
+
+/* Redis only: a history read whose reply comes after its room was closed
+ * and its unsubscribe (2 s later) confirmed: the read holds the room. The
+ * command link is blocked behind a publish's 3 s WAIT, the subscription
+ * link is not. */
+static void test_redis_history_reply_after_room_freed(void **state)
+{
+    fixture_t *fx = *state;
+    int hists;
+
+    open_room(fx, "r", &tok_a);
+    hists = fx->hist_calls;
+    publish(fx, "r", "1");
+    assert_int_equal(fx->ad->ops->history(fx->ad, "r", true, 0, on_history, fx),
+                     RC_OK);
+    fx->ad->ops->room_close(fx->ad, "r");
+    assert_true(run_until(fx, hist_at_least, (uintptr_t)hists + 1, 8000));
+    assert_int_equal(fx->hist_calls, hists + 1);
+    assert_int_equal(fx->pub_calls, 1);
+    assert_int_equal(fx->pub_err[0], RC_EREPLICA);
+    /* the room works again */
+    open_room(fx, "r", &tok_b);
+}
+
+/* Redis only: teardown fails the waiters of many rooms while the node's
+ * callbacks close (and so free) those rooms. */
+static void test_redis_teardown_callbacks_free_rooms(void **state)
+{
+    fixture_t *fx = *state;
+
+    fx->close_on_hist_err = true;
+    rc_test_redis_signal(&fx->redis, SIGSTOP);
+    for (int i = 0; i < 8; i++) {
+        char room[8];
+        snprintf(room, sizeof(room), "x%d", i);
+        fx->ad->ops->room_open(fx->ad, room, &tok_a);
+        assert_int_equal(
+            fx->ad->ops->history(fx->ad, room, false, 0, on_history, fx),
+            RC_OK);
+    }
+    /* the probe finds the stalled server (3.5 s) and tears down */
+    assert_true(run_until(fx, downs_at_least, 1, 8000));
+    rc_test_redis_signal(&fx->redis, SIGCONT);
+    assert_int_equal(fx->hist_calls, 8);
+    assert_int_equal(fx->hist_errs, 8);
+    assert_true(run_until(fx, is_ready, 0, 8000));
+}
+
 #define BOTH(f)                                                                \
     cmocka_unit_test_setup_teardown(f, setup_local, teardown),                 \
         cmocka_unit_test_setup_teardown(f, setup_redis, teardown)
@@ -577,6 +713,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redis_raw_publish_ephemeral,
                                         setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_redis_resync_after_lost_subscription, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_redis_history_reply_after_room_freed, setup_redis_wait,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_redis_teardown_callbacks_free_rooms, setup_redis, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ M_FORGED = "roomcast_redis_dropped_forged_total"
 M_SUBSCRIBED = "roomcast_redis_subscribed_rooms"
 M_RECONNECTS = "roomcast_redis_reconnects_total"
 M_RESUBSCRIBED = "roomcast_redis_resubscribed_rooms_total"
-M_RECOVERED = "roomcast_redis_recovered_messages_total"
+M_RECOVERED = "roomcast_catchup_messages_total"
 M_PROBE_FAIL = "roomcast_redis_probe_failures_total"
 M_UP = "roomcast_redis_up"
 
