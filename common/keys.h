@@ -6,7 +6,7 @@
  * P is the key prefix (key_prefix, default "roomcast:"; checked with
  * rc_redis_prefix_ok(), so it holds no braces). A room's names carry the
  * hash tag {room}, so they share one slot:
- *   P{room}             channel: "d|seq|t_us|data" or raw JSON (ephemeral);
+ *   P{room}             channel: "d|seq|t_us|mac|data" or raw JSON (ephemeral);
  *                       also the key FCALL roomcast_publish names
  *   P{room}:meta        hash: seq, epoch               (built in Lua only)
  *   P{room}:hist        list: "seq|t_us|data"          (built in Lua only)
