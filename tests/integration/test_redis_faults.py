@@ -225,3 +225,39 @@ def test_wait_replicas(redis, tmp_path, rnodes):
     finally:
         rep.stop()
         rep.kill()
+
+
+def test_command_accounting_with_auth_on_both_links(redis, nodes):
+    """AUTH on both links (an ACL user): the command link's in-flight count
+    is exact: 0 at rest, one per publish stalled in a stopped Redis, 0
+    again once they are answered (the subscription link's AUTH reply is
+    not the command link's)."""
+    redis.call("ACL", "SETUSER", "gw", "on", ">gwpass", "~*", "&*", "+@all")
+    a = nodes(flags={"redis_url": f"redis://gw:gwpass@127.0.0.1:{redis.port}",
+                     "key_prefix": PREFIX}, name="A")
+    a.wait_ready(10)
+    g = "roomcast_redis_commands_in_flight"
+
+    async def main():
+        c = await connect(a, a.mint("c", **ALL))
+        await ok(c, "join", room="acc")
+        await asyncio.sleep(0.3)
+        assert a.m(g) in (0, 1)  # 1: a registry refresh on its way
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(3):
+                await c.send('{"op":"publish","id":%d,"room":"acc",'
+                             '"data":%d}' % (50 + i, i))
+            await asyncio.sleep(0.5)
+            # (the registry refresh, every 2 s, may have joined them)
+            assert a.m(g) in (3, 4), a.m(g)
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        frames = await drain_frames(c, 1.0)
+        replies = [f for f in frames if f.get("id") in (50, 51, 52)]
+        assert [f["op"] for f in replies] == ["ok"] * 3, frames
+        await asyncio.sleep(0.3)
+        assert a.m(g) == 0, a.m(g)
+        await close_all([c])
+
+    run(main(), 30)
