@@ -355,8 +355,11 @@ static void on_wait_reply(redisAsyncContext *ac, void *reply, void *pd)
     (void)ac;
 
     req_reply(p);
-    if (p->err == RC_OK && (!rep || rep->type != REDIS_REPLY_INTEGER ||
-                            rep->integer < (long long)r->wait_replicas)) {
+    if (p->err == RC_OK && !rep) {
+        p->err = RC_EBACKEND; /* the link died: nobody knows */
+    } else if (p->err == RC_OK &&
+               (rep->type != REDIS_REPLY_INTEGER ||
+                rep->integer < (long long)r->wait_replicas)) {
         /* Written on the master, not (yet) on enough replicas: the
          * publisher hears it, the message may still reach clients. */
         r->m_repl_fail++;

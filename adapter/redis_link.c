@@ -368,7 +368,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         size_t setl[4] = {3, strlen(r->k_envkey), RC_REDIS_ENVKEY_HEX, 2};
         const char *get[2] = {"GET", r->k_envkey};
         size_t getl[2] = {3, strlen(r->k_envkey)};
-        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) !=
+            (ssize_t)sizeof(raw)) {
             rc__redis_teardown(r, "no randomness for the envelope key");
             return;
         }
