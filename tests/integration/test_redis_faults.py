@@ -201,13 +201,18 @@ def test_wait_replicas(redis, tmp_path, rnodes):
         else:
             raise AssertionError("replica did not come online")
         a = rnodes("A", flags={"redis_wait_replicas": "1",
-                               "redis_wait_timeout_ms": "500"})
+                               "redis_wait_timeout_ms": "1500"})
 
         async def main():
             c = await connect(a, a.mint("c", **ALL))
             await ok(c, "join", room="w")
-            r = await ok(c, "publish", room="w", data=1)
-            assert r["seq"] > 0
+            # a replica that just synced may lag once on a loaded machine
+            for _ in range(3):
+                r = await request(c, "publish", room="w", data=1)
+                if r["op"] == "ok":
+                    break
+            assert r["op"] == "ok" and r["seq"] > 0, r
+            fails0 = a.m("roomcast_redis_replication_failures_total")
             os.kill(rep.proc.pid, signal.SIGSTOP)
             try:
                 t0 = time.monotonic()
@@ -217,11 +222,12 @@ def test_wait_replicas(redis, tmp_path, rnodes):
                 os.kill(rep.proc.pid, signal.SIGCONT)
             assert r["op"] == "error" and r["code"] == "internal", r
             assert "replication" in r["message"], r
-            assert 0.4 < dt < 3, dt
-            assert a.m("roomcast_redis_replication_failures_total") == 1
+            assert 1.4 < dt < 5, dt
+            assert a.m("roomcast_redis_replication_failures_total") == \
+                fails0 + 1
             await close_all([c])
 
-        run(main(), 30)
+        run(main(), 40)
     finally:
         rep.stop()
         rep.kill()
