@@ -139,6 +139,13 @@ int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi);
 void rc__catchup_resync(void *ctx, void *token);
 void rc__catchup_room_closed(rc_room_t *room);
 
+/* client_js.c: GET /roomcast.js on the client port. While a response is
+ * being written, the wsi's opaque pointer holds its position (tagged, odd):
+ * ws.c routes such a wsi here and never takes it for an rc_conn_t. */
+bool rc__client_js_is_state(const void *opaque);
+int rc__client_js_http(struct lws *wsi);
+int rc__client_js_writeable(struct lws *wsi);
+
 /* session.c: authentication and requests. */
 /* Queue an owned frame (NULL: allocation failed, nothing sent) to c;
  * drops the ref. */
