@@ -54,6 +54,7 @@ typedef enum key_kind {
 #define F_PEM 0x4u       /* KIND_FILE: must hold a PEM block */
 #define F_READABLE 0x8u  /* KIND_STR path: must be readable at load */
 #define F_COMPUTED 0x10u /* default computed at load (node_id) */
+#define F_AUTO 0x20u     /* KIND_U32: "auto" stores 0 (resolved at load) */
 
 typedef struct key_def {
     const char *name; /* file key; flag and env names derive from it */
@@ -157,6 +158,15 @@ static const key_def_t keys[] = {
         "drain hard stop, ms"),
     STR(log_level, "info", 0, rc__config_check_log_level,
         "debug, info, warn or error"),
+    {.name = "workers",
+     .kind = KIND_U32,
+     .off = OFF(workers),
+     .min = 1,
+     .max = 256,
+     .def = "1",
+     .flags = F_AUTO,
+     .help = "worker processes sharing the client port (auto: one per CPU; "
+             "more than 1 needs redis_url)"},
 };
 
 #define NKEYS RC_ARRAY_LEN(keys)
@@ -365,6 +375,10 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
     case KIND_I64:
     case KIND_U32:
     case KIND_U64:
+        if ((k->flags & F_AUTO) && strcmp(s, "auto") == 0) {
+            *(uint32_t *)field(ld->cfg, k->off) = 0;
+            return RC_OK;
+        }
         if (!rc__config_parse_int(s, &v))
             return errorf(ld,
                           "%s must be an integer in %lld..%lld, got \"%s\" "
@@ -427,6 +441,8 @@ static rc_err_t set_json(loader_t *ld, const key_def_t *k, const json_t *v,
     case KIND_I64:
     case KIND_U32:
     case KIND_U64:
+        if ((k->flags & F_AUTO) && json_is_string(v))
+            return set_text(ld, k, json_string_value(v), where);
         if (!json_is_integer(v))
             return errorf(ld, "%s must be an integer, got %s (%s)", k->name,
                           json_kind_name(v), where);
@@ -663,6 +679,16 @@ static rc_err_t cross_check(loader_t *ld)
 {
     const rc_config_t *c = ld->cfg;
 
+    if (c->workers == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        ld->cfg->workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (uint32_t)cpus;
+    }
+    if (c->workers > 1 && !c->redis_url)
+        return errorf(ld,
+                      "workers %u needs redis_url: the rooms of one node span "
+                      "its worker processes through Redis (set redis_url, or "
+                      "workers 1)",
+                      c->workers);
     if (!c->tls_cert != !c->tls_key)
         return errorf(ld,
                       "tls_cert and tls_key must be set together (only %s "
@@ -863,6 +889,8 @@ void rc_config_usage(void *f)
                 value_hint(k), k->help, env, k->name);
         if (k->flags & F_COMPUTED)
             fprintf(fp, "default <host name>-<pid>");
+        else if (k->flags & F_AUTO)
+            fprintf(fp, "default %s, or auto", k->def);
         else if (k->def)
             fprintf(fp, "default %s", k->def);
         else

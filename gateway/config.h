@@ -63,7 +63,9 @@ typedef struct rc_config {
     int64_t drain_timeout_ms; /* 30000 */
 
     /* process */
-    char *log_level; /* "info" */
+    char *log_level;  /* "info" */
+    uint32_t workers; /* 1; "auto" (0 in the table) resolved at load to the
+                         CPUs this process may run on: always >= 1 */
 } rc_config_t;
 
 /* Parse argv (flags, including --config FILE, --help, --version), the

@@ -48,7 +48,8 @@ struct rc_node {
     struct lws_context *lws;
     rc_hub_t *hub;
     rc_adapter_t *adapter; /* NULL once the node stopped (on_reap) */
-    rc_admin_t *admin;
+    rc_admin_t *admin;     /* NULL in a worker (role.no_admin) */
+    rc_node_role_t role;   /* zero for a whole node */
     rc_metrics_t metrics;
 
     /* ws.c */
@@ -80,6 +81,11 @@ struct rc_node {
     uint64_t drain_started; /* loop ms */
     uint32_t drain_total;   /* clients when the drain began */
     uint32_t drain_told;    /* clients sent `reconnect` so far */
+
+    /* listen.c (role.share_port only) */
+    struct lws_vhost *vhost;
+    uv_poll_t listen_poll;
+    int listen_fd, listen_open;
 
     /* node.c */
     uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
@@ -117,6 +123,11 @@ typedef struct rc__session_op {
 int64_t rc__node_wall_ms(void);
 /* "serving", "draining" or "stopping" (static text). */
 const char *rc__node_state(const rc_node_t *n);
+
+/* listen.c: a worker's SO_REUSEPORT listener; each accepted socket goes
+ * to n->vhost. */
+RC_MUST_CHECK rc_err_t rc__listen_start(rc_node_t *n, char *err, size_t errlen);
+void rc__listen_stop(rc_node_t *n);
 
 /* ws.c: the lws protocol callback. */
 int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
