@@ -345,6 +345,73 @@ static void test_ask(void **state)
     obs_stop(&o);
 }
 
+/* A multi-key command on a slot whose keys are split between the two sides
+ * of a migration gets TRYAGAIN: the client retries with backoff, and once
+ * the rest of the keys moved, src answers ASK and the target serves both. */
+static void test_tryagain(void **state)
+{
+    obs_t o;
+    call_t k;
+    rc_cluster_stats_t st;
+    int masters[CS_NODES], src, dst, si, di;
+    char key[32], a[64], b[64];
+    unsigned slot;
+    size_t lens[3];
+    const char *argv[3] = {"MGET", a, b};
+    redisReply *r;
+
+    (void)state;
+    assert_int_equal(master_ports(masters), 3);
+    src = masters[0];
+    dst = masters[2];
+    si = cs_index_of(&CS, src);
+    di = cs_index_of(&CS, dst);
+    key_on(src, key, sizeof(key), 9000);
+    slot = rc_slot_of(key, strlen(key));
+    snprintf(a, sizeof(a), "{%s}:a", key);
+    snprintf(b, sizeof(b), "{%s}:b", key);
+    obs_start(&o, &(rc_cluster_opts_t){.refresh_ms = 60000});
+    assert_true(run_until(&o, have_masters, (void *)3, 5000));
+    send_wait(&o, &k, a, 3, (const char *[]){"SET", a, "A"}, 2000);
+    send_wait(&o, &k, b, 3, (const char *[]){"SET", b, "B"}, 2000);
+
+    r = cs_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, CS.n[si].id);
+    assert_non_null(r);
+    freeReplyObject(r);
+    r = cs_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, CS.n[di].id);
+    assert_non_null(r);
+    freeReplyObject(r);
+    r = cs_cmd(src, "MIGRATE 127.0.0.1 %d %s 0 5000", dst, a);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+
+    lens[0] = 4;
+    lens[1] = strlen(a);
+    lens[2] = strlen(b);
+    memset(&k, 0, sizeof(k));
+    k.o = &o;
+    assert_int_equal(
+        rc_cluster_command(o.c, a, lens[1], 3, argv, lens, on_reply, &k),
+        RC_OK);
+    run_until(&o, NULL, NULL, 300);
+    assert_int_equal(k.calls, 0); /* retrying */
+    rc_cluster_stats(o.c, &st);
+    assert_true(st.tryagain >= 2);
+    r = cs_cmd(src, "MIGRATE 127.0.0.1 %d %s 0 5000", dst, b);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_true(run_until(&o, answered, &k, 2000));
+    assert_int_equal(k.err, RC_OK);
+    assert_int_equal(k.type, REDIS_REPLY_ARRAY);
+    rc_cluster_stats(o.c, &st);
+    assert_true(st.ask >= 1);
+
+    assert_int_equal(cs_finish_slot(&CS, slot, dst), 0);
+    assert_int_equal(cs_move_slot(&CS, slot, dst, src, true), 0);
+    obs_stop(&o);
+}
+
 /* Commands to a SIGSTOPped master: with a short timeout they fail with
  * RC_EBACKEND; with a long one, destroy fails them with RC_ECLOSED. Every
  * callback runs once, none after destroy. The stop stays well under
@@ -533,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_routing),
         cmocka_unit_test(test_moved),
         cmocka_unit_test(test_ask),
+        cmocka_unit_test(test_tryagain),
         cmocka_unit_test(test_stalled_master),
         cmocka_unit_test(test_destroy_in_callback),
         cmocka_unit_test(test_failover),
