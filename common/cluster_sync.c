@@ -214,6 +214,27 @@ rc_err_t rc_cluster_sync_master_of(rc_cluster_sync_t *cs, const char *key,
     return RC_OK;
 }
 
+size_t rc_cluster_sync_masters(const rc_cluster_sync_t *cs, const char **ips,
+                               int *ports, size_t cap)
+{
+    bool used[MAX_NODES] = {false};
+    size_t n = 0;
+
+    for (unsigned s = 0; s < RC_SLOT_COUNT; s++)
+        if (cs->owner[s] >= 0)
+            used[cs->owner[s]] = true;
+    for (unsigned i = 0; i < cs->nnodes; i++) {
+        if (!used[i])
+            continue;
+        if (n < cap) {
+            ips[n] = cs->nodes[i].ip;
+            ports[n] = cs->nodes[i].port;
+        }
+        n++;
+    }
+    return n;
+}
+
 static redisContext *conn(rc_cluster_sync_t *cs, int idx, char *err, size_t cap)
 {
     sync_node_t *n = &cs->nodes[idx];

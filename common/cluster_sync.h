@@ -41,6 +41,13 @@ RC_MUST_CHECK rc_err_t rc_cluster_sync_master_of(rc_cluster_sync_t *cs,
                                                  char *ip, size_t cap,
                                                  int *port);
 
+/* The masters of the current map, for commands every master must see
+ * (SCAN of the registry, FUNCTION LOAD): copies up to cap addresses (ip
+ * borrowed from cs, valid until the next call on cs) into ips/ports and
+ * returns how many masters own slots. */
+size_t rc_cluster_sync_masters(const rc_cluster_sync_t *cs, const char **ips,
+                               int *ports, size_t cap);
+
 /* Sends argv (argc strings of lens bytes, borrowed) to the master of key's
  * slot and follows redirections. Returns the final reply, owned
  * (freeReplyObject()); it may be an error reply. NULL when no node

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,6 +105,17 @@ static void test_routing(void **state)
     }
     assert_int_equal(rc_cluster_sync_master_of(cs, "k", 1, ip, 4, &port),
                      RC_EINVAL);
+    {
+        const char *ips[4];
+        int ports[4];
+        assert_int_equal(rc_cluster_sync_masters(cs, ips, ports, 4), 3);
+        for (int i = 0; i < 3; i++) {
+            bool found = false;
+            for (int j = 0; j < 3; j++)
+                found |= ports[j] == CS.n[i].port;
+            assert_true(found);
+        }
+    }
     rc_cluster_sync_close(cs);
 }
 
