@@ -62,6 +62,24 @@ def test_sharded_pubsub_follows_the_slot(cl):
         assert sub.call("PING") == "PONG"  # the link stays up
 
 
+def test_replica_subscriber(cl):
+    """A READONLY subscriber on the owner's replica gets the owner's
+    SPUBLISHes (which reach the replica over the bus)."""
+    slot = cl.keyslot(CH)
+    owner = cl.owner_of(slot)
+    replica = [p for p in cl.live()
+               if cl.call(p, "ROLE")[0] == b"slave"
+               and cl.call(p, "ROLE")[2] == owner][0]
+    with Resp(replica) as ro:
+        ro.call("READONLY")
+        ro.send("SSUBSCRIBE", CH)
+        assert ro.read() == [b"ssubscribe", CH.encode(), 1]
+        time.sleep(0.2)
+        assert cl.call(owner, "SPUBLISH", CH, "m") == 0  # replicas not counted
+        ro.sock.settimeout(3)
+        assert ro.read() == [b"smessage", CH.encode(), b"m"]
+
+
 def test_failover(cl):
     slot = cl.keyslot(CH)
     owner = cl.owner_of(slot)
