@@ -67,6 +67,7 @@ typedef struct node {
     bool master;           /* owns slots in the map (or a MOVED said so) */
     uint64_t connect_deadline;
     uint64_t retry_after; /* no new link before */
+    unsigned fails;       /* links in a row that failed before ready */
     uint64_t last_used;
     unsigned inflight;
 } node_t;
@@ -237,14 +238,17 @@ static void drop_link(node_t *n)
     redisAsyncFree(ac);
 }
 
-/* A link failed (or was given up on): wait a little before the next, and
- * learn the map again, since a master that fails is often being replaced. */
+/* A link failed (or was given up on): wait before the next (100 ms,
+ * doubling per failure in a row, at most 3.2 s), and learn the map again,
+ * since a master that fails is often being replaced. */
 static void node_failed(node_t *n, const char *why)
 {
     rc_cluster_t *c = n->c;
 
     c->st.link_drops++;
-    n->retry_after = now_ms(c) + RECONNECT_GAP_MS;
+    n->retry_after = now_ms(c) + ((uint64_t)RECONNECT_GAP_MS
+                                  << (n->fails < 5 ? n->fails : 5));
+    n->fails++;
     c->want_refresh = true;
     rc_log(RC_LOG_INFO, "cluster_link_down", "addr=%s:%d why=\"%s\"",
            n->addr.ip, n->addr.port, why ? why : "");
@@ -308,7 +312,23 @@ static void on_hello_reply(redisAsyncContext *ac, void *reply, void *pd)
         return;
     }
     n->up = true;
+    n->fails = 0;
     dispatch_all(n->c);
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    node_t *n = ac->data;
+    redisReply *r = reply;
+
+    (void)pd;
+    if (!n || !r || r->type != REDIS_REPLY_ERROR)
+        return; /* a NULL reply: the PING's callback handles the loss */
+    /* Refused: never carry on as the default user. */
+    rc_log(RC_LOG_WARN, "cluster_auth_refused", "addr=%s:%d err=\"%s\"",
+           n->addr.ip, n->addr.port, r->str);
+    drop_link(n); /* nothing in flight yet */
+    node_failed(n, "AUTH refused");
 }
 
 static void open_link(node_t *n)
@@ -331,11 +351,10 @@ static void open_link(node_t *n)
     if (c->url.password[0]) {
         const char *argv[3] = {"AUTH", c->url.user, c->url.password};
         size_t lens[3] = {4, strlen(c->url.user), strlen(c->url.password)};
-        /* The reply is not read: a refusal makes the PING fail (NOAUTH). */
         if (c->url.user[0])
-            (void)redisAsyncCommandArgv(ac, NULL, NULL, 3, argv, lens);
+            (void)redisAsyncCommandArgv(ac, on_auth_reply, NULL, 3, argv, lens);
         else
-            (void)redisAsyncCommandArgv(ac, NULL, NULL, 2,
+            (void)redisAsyncCommandArgv(ac, on_auth_reply, NULL, 2,
                                         (const char *[]){"AUTH", argv[2]},
                                         (size_t[]){4, lens[2]});
     }

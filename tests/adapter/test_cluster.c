@@ -528,6 +528,60 @@ static void test_destroy_in_callback(void **state)
     assert_int_equal(uv_loop_close(&o.loop), 0);
 }
 
+/* The URL's user and password: AUTH on every link (the map included);
+ * a wrong password never falls back to the default user. */
+static void test_auth(void **state)
+{
+    obs_t o;
+    call_t k;
+    rc_redis_url_t u;
+    char url[160];
+    rc_cluster_cbs_t cbs = {on_masters, &o};
+
+    (void)state;
+    for (int i = 0; i < CS_NODES; i++) {
+        redisReply *r =
+            cs_cmd(CS.n[i].port, "ACL SETUSER rcuser on >s3cret ~* &* +@all");
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        memset(&o, 0, sizeof(o));
+        assert_int_equal(uv_loop_init(&o.loop), 0);
+        snprintf(url, sizeof(url), "redis-cluster://rcuser:%s@127.0.0.1:%d",
+                 pass == 0 ? "s3cret" : "wrong", CS.n[1].port);
+        assert_int_equal(rc_redis_url_parse(url, &u), RC_OK);
+        o.c = rc_cluster_create(
+            &o.loop, &u,
+            &(rc_cluster_opts_t){.timeout_ms = 1500, .connect_timeout_ms = 300},
+            &cbs);
+        assert_non_null(o.c);
+        if (pass == 0) {
+            char ip[] = "127.0.0.1";
+            assert_true(run_until(&o, have_masters, (void *)3, 5000));
+            send_wait(&o, &k, "auth:k", 3,
+                      (const char *[]){"SET", "auth:k", "v"}, 2000);
+            assert_string_equal(k.str, "OK");
+            memset(&k, 0, sizeof(k));
+            k.o = &o;
+            assert_int_equal(
+                rc_cluster_command_to(o.c, ip, o.masters[0].port, 2,
+                                      (const char *[]){"ACL", "WHOAMI"},
+                                      (const size_t[]){3, 6}, on_reply, &k),
+                RC_OK);
+            assert_true(run_until(&o, answered, &k, 2000));
+            assert_string_equal(k.str, "rcuser");
+        } else {
+            send_wait(&o, &k, "auth:k", 2, (const char *[]){"GET", "auth:k"},
+                      3000);
+            assert_int_equal(k.err, RC_EBACKEND); /* waited, timed out */
+            assert_int_equal(o.masters_calls, 0); /* no map either */
+        }
+        obs_stop(&o);
+    }
+}
+
 /* A master SIGKILLed: its replica is promoted; the client learns the new
  * map and commands to the dead master's slots succeed again in bounded
  * time. */
@@ -603,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_tryagain),
         cmocka_unit_test(test_stalled_master),
         cmocka_unit_test(test_destroy_in_callback),
+        cmocka_unit_test(test_auth),
         cmocka_unit_test(test_failover),
     };
     signal(SIGPIPE, SIG_IGN);
