@@ -186,16 +186,43 @@ typedef struct loader {
 static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The message quotes values as given (a flag, a variable, a JSON string),
+ * and those may hold control bytes: they are escaped (\n, \r, \t, \xNN) so
+ * the message stays one line, as rc_config_load() promises. An escape is
+ * written whole or not at all. */
 static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
 {
+    static const char hex[] = "0123456789abcdef";
+    char raw[1024];
+    size_t o = 0;
     va_list ap;
-    int n = snprintf(ld->err, ld->errlen, "config: ");
+    int n;
 
-    if (n > 0 && (size_t)n < ld->errlen) {
-        va_start(ap, fmt);
-        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
+    va_start(ap, fmt);
+    n = vsnprintf(raw, sizeof(raw), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        raw[0] = '\0';
+    for (const char *p = "config: "; *p && o + 1 < ld->errlen; p++)
+        ld->err[o++] = *p;
+    for (const char *p = raw; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        char esc[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+        size_t k = 4;
+
+        if (ch >= 0x20 && ch != 0x7f) {
+            esc[0] = (char)ch;
+            k = 1;
+        } else if (ch == '\n' || ch == '\r' || ch == '\t') {
+            esc[1] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
+            k = 2;
+        }
+        if (o + k >= ld->errlen)
+            break;
+        memcpy(ld->err + o, esc, k);
+        o += k;
     }
+    ld->err[o] = '\0';
     return RC_EINVAL;
 }
 

@@ -1014,6 +1014,20 @@ static void test_max_publish_vs_queue(void **state)
     assert_int_equal(fx->cfg->max_publish, 65280);
 }
 
+/* Found by fuzz_config: a refused value was echoed raw, so a newline in it
+ * made the "one line" error two. Control bytes are escaped now. */
+static void test_error_is_one_line(void **state)
+{
+    fixture_t *fx = *state;
+
+    load_fails(fx, NONE, ARGS(SECRET_ENV, "ROOMCAST_DEV_NO_AUTH=\n"),
+               "dev_no_auth must be true or false, got \"\\n\"", NULL);
+    load_fails(fx, ARGS("--ws-path=/a\r\nb\x01\t"), ARGS(SECRET_ENV), "ws_path",
+               "got \"/a\\r\\nb\\x01\\t\"", NULL);
+    load_fails(fx, ARGS(cfg_arg(fx, "{\"ws_path\": \"/a\\nb\"}")),
+               ARGS(SECRET_ENV), "got \"/a\\nb\"", NULL);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -1053,6 +1067,7 @@ int main(void)
         T(test_resume_secret_too_short),
         T(test_resume_secret_long_is_hashed),
         T(test_max_publish_vs_queue),
+        T(test_error_is_one_line),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
