@@ -10,8 +10,8 @@
  * fuzzer exercises the file contents without touching arbitrary files. A
  * JSON config can still name any path; stdin is /dev/null here, so
  * "/dev/stdin" cannot block a run. The scratch files live in /dev/shm when
- * it is writable, else in $TMPDIR or /tmp, and are left there (two small
- * files named fzcfg* and fzval*).
+ * it is writable, else in $TMPDIR or /tmp, and are removed at exit (a
+ * crash leaves two small files, fzcfg* and fzval*).
  * Seed corpus: tests/fuzz/corpus/config/.
  * SPDX-License-Identifier: MIT */
 #include <ctype.h>
@@ -88,6 +88,12 @@ static const struct {
  * about the daemon). */
 static char json_path[64], value_path[64];
 
+static void remove_scratch(void)
+{
+    unlink(json_path);
+    unlink(value_path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *tmp = getenv("TMPDIR");
@@ -108,6 +114,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         perror("fuzz_config: mkstemp");
         abort();
     }
+    atexit(remove_scratch);
     fd = open("/dev/null", O_RDONLY);
     if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
         perror("fuzz_config: /dev/null");
