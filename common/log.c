@@ -202,6 +202,7 @@ static void skip_arg(va_list *ap, char conv, arg_len_t len)
         (void)va_arg(*ap, int);
         break;
     case 'p':
+    case 's': /* %ls: a pointer too */
         (void)va_arg(*ap, void *);
         break;
     case 'e':
@@ -294,7 +295,7 @@ static void format_into(line_t *l, const char *fmt, va_list *ap)
             continue;
         }
         put_literal(l, lit, (size_t)(p - lit));
-        spec = p++;
+        lit = spec = p++;
         if (*p == '%') {
             put_literal(l, "%", 1);
             lit = ++p;
