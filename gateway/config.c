@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -37,6 +38,12 @@ extern char **environ;
 #define MAX_FILE_BYTES (1024 * 1024)
 #define DAY_MS INT64_C(86400000)
 #define MAX_DURATION_MS (7 * DAY_MS)
+/* The resume key is 32 bytes (HMAC-SHA256 strength): a shorter secret is
+ * refused; a longer one is hashed down so that every byte of it counts. */
+#define RESUME_KEY_BYTES 32
+/* Bytes a `msg` frame adds around its data: the WebSocket header (10), the
+ * envelope text (37), a room name (128) and a seq (20 digits), rounded up. */
+#define MSG_FRAME_OVERHEAD 256
 
 typedef enum key_kind {
     KIND_STR,    /* char * at off */
@@ -149,7 +156,7 @@ static const key_def_t keys[] = {
     NUM(resume_ttl_ms, KIND_I64, 1, MAX_DURATION_MS, "120000",
         "resume token lifetime, ms"),
     SECRET(resume_secret, resume_secret_len,
-           "key signing resume tokens, shared by all nodes"),
+           "key signing resume tokens (32+ bytes), shared by all nodes"),
     FILEKEY(resume_secret_file, resume_secret, OFF(resume_secret_len), F_LEN,
             "file holding resume_secret; one trailing newline is stripped"),
     NUM(drain_window_ms, KIND_I64, 1, MAX_DURATION_MS, "10000",
@@ -183,16 +190,43 @@ typedef struct loader {
 static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The message quotes values as given (a flag, a variable, a JSON string),
+ * and those may hold control bytes: they are escaped (\n, \r, \t, \xNN) so
+ * the message stays one line, as rc_config_load() promises. An escape is
+ * written whole or not at all. */
 static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
 {
+    static const char hex[] = "0123456789abcdef";
+    char raw[1024];
+    size_t o = 0;
     va_list ap;
-    int n = snprintf(ld->err, ld->errlen, "config: ");
+    int n;
 
-    if (n > 0 && (size_t)n < ld->errlen) {
-        va_start(ap, fmt);
-        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
+    va_start(ap, fmt);
+    n = vsnprintf(raw, sizeof(raw), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        raw[0] = '\0';
+    for (const char *p = "config: "; *p && o + 1 < ld->errlen; p++)
+        ld->err[o++] = *p;
+    for (const char *p = raw; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        char esc[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+        size_t k = 4;
+
+        if (ch >= 0x20 && ch != 0x7f) {
+            esc[0] = (char)ch;
+            k = 1;
+        } else if (ch == '\n' || ch == '\r' || ch == '\t') {
+            esc[1] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
+            k = 2;
+        }
+        if (o + k >= ld->errlen)
+            break;
+        memcpy(ld->err + o, esc, k);
+        o += k;
     }
+    ld->err[o] = '\0';
     return RC_EINVAL;
 }
 
@@ -674,6 +708,41 @@ static rc_err_t read_files(loader_t *ld)
     return RC_OK;
 }
 
+/* resume_secret (from either key) is at least RESUME_KEY_BYTES; a longer
+ * one becomes SHA-256 of itself, so the field always holds the 32-byte key
+ * the node signs with and no byte of a long secret is silently ignored. */
+static rc_err_t check_resume_secret(loader_t *ld)
+{
+    rc_config_t *c = ld->cfg;
+    int kf = find_key("resume_secret_file");
+    unsigned char *key;
+
+    if (!c->resume_secret)
+        return RC_OK;
+    if (c->resume_secret_len < RESUME_KEY_BYTES) {
+        if (kf >= 0 && ld->path[kf])
+            return errorf(ld,
+                          "resume_secret_file: \"%s\" holds %zu bytes; the "
+                          "resume secret needs at least %d (try `openssl rand "
+                          "-hex 32`)",
+                          ld->path[kf], c->resume_secret_len, RESUME_KEY_BYTES);
+        return errorf(ld,
+                      "resume_secret must be at least %d bytes, got %zu (try "
+                      "`openssl rand -hex 32`)",
+                      RESUME_KEY_BYTES, c->resume_secret_len);
+    }
+    if (c->resume_secret_len == RESUME_KEY_BYTES)
+        return RC_OK;
+    key = rc_xmalloc(RESUME_KEY_BYTES + 1);
+    SHA256((const unsigned char *)c->resume_secret, c->resume_secret_len, key);
+    key[RESUME_KEY_BYTES] = '\0';
+    wipe(c->resume_secret, c->resume_secret_len);
+    free(c->resume_secret);
+    c->resume_secret = (char *)key;
+    c->resume_secret_len = RESUME_KEY_BYTES;
+    return RC_OK;
+}
+
 /* Checks that span keys, run once every source is applied. */
 static rc_err_t cross_check(loader_t *ld)
 {
@@ -689,6 +758,18 @@ static rc_err_t cross_check(loader_t *ld)
                       "its worker processes through Redis (set redis_url, or "
                       "workers 1)",
                       c->workers);
+    /* One message of max_publish bytes must fit an empty queue, or every
+     * member of its room is closed with 4009 the moment it is sent. */
+    if ((uint64_t)c->max_publish + MSG_FRAME_OVERHEAD > c->outbound_queue_bytes)
+        return errorf(ld,
+                      "max_publish (%u) plus %d bytes of framing must fit in "
+                      "outbound_queue_bytes (%llu): one such message would "
+                      "close every member of its room with 4009",
+                      c->max_publish, MSG_FRAME_OVERHEAD,
+                      (unsigned long long)c->outbound_queue_bytes);
+    if (check_resume_secret(ld) != RC_OK)
+        return RC_EINVAL;
+
     if (!c->tls_cert != !c->tls_key)
         return errorf(ld,
                       "tls_cert and tls_key must be set together (only %s "

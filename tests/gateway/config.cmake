@@ -7,6 +7,6 @@ add_executable(test_config
                ${CMAKE_CURRENT_LIST_DIR}/../../gateway/config.c
                ${CMAKE_CURRENT_LIST_DIR}/../../gateway/config_values.c
                ${CMAKE_CURRENT_LIST_DIR}/test_config.c)
-target_link_libraries(test_config PRIVATE rc_common PkgConfig::JANSSON
+target_link_libraries(test_config PRIVATE rc_common PkgConfig::JANSSON PkgConfig::SSL
                       PkgConfig::CMOCKA)
 add_test(NAME test_config COMMAND test_config)
