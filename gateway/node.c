@@ -92,6 +92,10 @@ static void on_adapter_control(void *ctx, const char *cmd)
 {
     rc_node_t *n = ctx;
 
+    if (n->role.control) {
+        n->role.control(n->role.ctx, cmd);
+        return;
+    }
     if (strcmp(cmd, "drain") == 0)
         rc_node_drain(n);
     else
@@ -106,6 +110,8 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
     size_t l = 0;
     char addr[300];
 
+    if (n->role.node_info)
+        return n->role.node_info(n->role.ctx, buf, len);
     snprintf(addr, sizeof(addr), "%s:%d", n->cfg->listen_host,
              n->cfg->listen_port);
     o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "id", n->cfg->node_id,
@@ -170,6 +176,11 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     info.foreign_loops = foreign;
     info.port = n->cfg->listen_port;
     info.iface = n->cfg->listen_host;
+    /* Workers listen themselves (listen.c) and hand sockets to lws. */
+    if (n->role.share_port) {
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+        info.iface = NULL;
+    }
     info.protocols = protocols;
     info.user = n;
     info.vhost_name = "roomcast";
@@ -186,7 +197,7 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
     n->lws = lws_create_context(&info);
-    if (n->lws && !lws_create_vhost(n->lws, &info)) {
+    if (n->lws && !(n->vhost = lws_create_vhost(n->lws, &info))) {
         snprintf(err, errlen, "listen: cannot serve on %s:%d (%s)",
                  n->cfg->listen_host, n->cfg->listen_port,
                  n->cfg->tls_cert ? "address in use or bad TLS files"
@@ -206,6 +217,29 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
 rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
                           size_t errlen)
 {
+    return rc_node_create_role(loop, cfg, NULL, err, errlen);
+}
+
+int rc_node_admin(rc_node_t *n, const char *method, const char *path,
+                  rc_buf_t *body, const char **ctype)
+{
+    if (n->stopping || !n->adapter) {
+        rc_buf_printf(body, "stopping\n");
+        return 503;
+    }
+    return rc__admin_routes_handle(n, method, path, body, ctype);
+}
+
+void rc_node_announce(rc_node_t *n)
+{
+    if (n->adapter && !n->stopping)
+        n->adapter->ops->announce(n->adapter);
+}
+
+rc_node_t *rc_node_create_role(uv_loop_t *loop, const rc_config_t *cfg,
+                               const rc_node_role_t *role, char *err,
+                               size_t errlen)
+{
     rc_node_t *n = rc_xcalloc(1, sizeof(*n));
     rc_hub_limits_t limits = {cfg->outbound_queue_bytes,
                               cfg->outbound_queue_msgs};
@@ -220,6 +254,9 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
 
     n->loop = loop;
     n->cfg = cfg;
+    n->listen_fd = -1;
+    if (role)
+        n->role = *role;
     rc_list_init(&n->conns);
     rc_list_init(&n->pending);
     n->wbuf = rc_xmalloc(RC_NODE_WBUF_CAP);
@@ -269,7 +306,7 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
         rc_adapter_config_t acfg = {
             .url = cfg->redis_url,
             .prefix = cfg->key_prefix,
-            .node_id = cfg->node_id,
+            .node_id = n->role.adapter_id ? n->role.adapter_id : cfg->node_id,
             .history_size = cfg->history_size,
             .history_ttl_ms = cfg->history_ttl_ms,
             .max_publish = cfg->max_publish,
@@ -295,14 +332,19 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     n->handles_open = NODE_HANDLES;
     rc__timers_start(n);
 
-    n->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
-                               rc__admin_routes_handle, n, err, errlen);
-    if (!n->admin)
-        goto fail;
+    if (!n->role.no_admin) {
+        n->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
+                                   rc__admin_routes_handle, n, err, errlen);
+        if (!n->admin)
+            goto fail;
+    }
     if (start_lws(n, err, errlen) != RC_OK)
         goto fail;
+    if (n->role.share_port && rc__listen_start(n, err, errlen) != RC_OK)
+        goto fail;
     rc_log(RC_LOG_INFO, "node_started",
-           "node=%s listen=%s:%d admin=%s:%d tls=%d adapter=%s", cfg->node_id,
+           "node=%s listen=%s:%d admin=%s:%d tls=%d adapter=%s",
+           n->role.adapter_id ? n->role.adapter_id : cfg->node_id,
            cfg->listen_host, cfg->listen_port, cfg->admin_host, cfg->admin_port,
            cfg->tls_cert != NULL, n->adapter->ops->name);
     return n;
@@ -349,6 +391,7 @@ void rc_node_stop(rc_node_t *n)
     }
     rc_admin_destroy(n->admin);
     n->admin = NULL;
+    rc__listen_stop(n);
     if (n->lws)
         lws_context_destroy(n->lws);
     if (n->handles_open == NODE_HANDLES) {

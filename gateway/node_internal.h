@@ -48,7 +48,8 @@ struct rc_node {
     struct lws_context *lws;
     rc_hub_t *hub;
     rc_adapter_t *adapter; /* NULL once the node stopped (on_reap) */
-    rc_admin_t *admin;
+    rc_admin_t *admin;     /* NULL in a worker (role.no_admin) */
+    rc_node_role_t role;   /* zero for a whole node */
     rc_metrics_t metrics;
 
     /* ws.c */
@@ -80,6 +81,11 @@ struct rc_node {
     uint64_t drain_started; /* loop ms */
     uint32_t drain_total;   /* clients when the drain began */
     uint32_t drain_told;    /* clients sent `reconnect` so far */
+
+    /* listen.c (role.share_port only) */
+    struct lws_vhost *vhost;
+    uv_poll_t listen_poll;
+    int listen_fd, listen_open;
 
     /* node.c */
     uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
@@ -118,6 +124,11 @@ int64_t rc__node_wall_ms(void);
 /* "serving", "draining" or "stopping" (static text). */
 const char *rc__node_state(const rc_node_t *n);
 
+/* listen.c: a worker's SO_REUSEPORT listener; each accepted socket goes
+ * to n->vhost. */
+RC_MUST_CHECK rc_err_t rc__listen_start(rc_node_t *n, char *err, size_t errlen);
+void rc__listen_stop(rc_node_t *n);
+
 /* ws.c: the lws protocol callback. */
 int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);
@@ -138,6 +149,13 @@ int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi);
  * (the adapter sink's resync), and cut loose when the room closes. */
 void rc__catchup_resync(void *ctx, void *token);
 void rc__catchup_room_closed(rc_room_t *room);
+
+/* client_js.c: GET /roomcast.js on the client port. While a response is
+ * being written, the wsi's opaque pointer holds its position (tagged, odd):
+ * ws.c routes such a wsi here and never takes it for an rc_conn_t. */
+bool rc__client_js_is_state(const void *opaque);
+int rc__client_js_http(struct lws *wsi);
+int rc__client_js_writeable(struct lws *wsi);
 
 /* session.c: authentication and requests. */
 /* Queue an owned frame (NULL: allocation failed, nothing sent) to c;

@@ -238,13 +238,25 @@ int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     rc_conn_t *c = lws_get_opaque_user_data(wsi);
 
     (void)user;
+    if (rc__client_js_is_state(c)) {
+        /* A GET /roomcast.js in progress (client_js.c), never a client. */
+        if (reason == LWS_CALLBACK_HTTP_WRITEABLE)
+            return rc__client_js_writeable(wsi);
+        if (reason == LWS_CALLBACK_CLOSED_HTTP ||
+            reason == LWS_CALLBACK_WSI_DESTROY)
+            lws_set_opaque_user_data(wsi, NULL);
+        return 0;
+    }
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (strcmp((const char *)in, "websocket") != 0)
             return http_refuse(wsi, 400, "{\"error\":\"bad_upgrade\"}");
         return on_confirm_upgrade(n, wsi);
     case LWS_CALLBACK_HTTP:
-        /* Plain HTTP on the client port: only upgrades live here. */
+        /* Plain HTTP on the client port: upgrades, and the JS client. */
+        if (in && strcmp((const char *)in, "/roomcast.js") == 0 &&
+            lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+            return rc__client_js_http(wsi);
         return http_refuse(wsi, 426, "{\"error\":\"upgrade_required\"}");
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)

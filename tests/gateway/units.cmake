@@ -21,3 +21,7 @@ add_test(NAME test_conn COMMAND test_conn)
 add_executable(test_metrics ${CMAKE_CURRENT_LIST_DIR}/test_metrics.c)
 target_link_libraries(test_metrics PRIVATE rc_gateway PkgConfig::CMOCKA)
 add_test(NAME test_metrics COMMAND test_metrics)
+
+add_executable(test_admin ${CMAKE_CURRENT_LIST_DIR}/test_admin.c)
+target_link_libraries(test_admin PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_admin COMMAND test_admin)
