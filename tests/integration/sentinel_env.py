@@ -243,8 +243,8 @@ class SentinelEnv:
 # sentinels for the master (confirmed by ROLE) before every publish round
 # of 100 ms and after every error, publishes {"k": k, "room": room} with
 # FCALL, then WAIT N T when --wait N > 0. One stdout line per attempt:
-# "ok k room seq acked" (acked: WAIT reached N replicas, or 1 without
-# --wait), or "err k room reason".
+# "ok k room seq acked t" (acked: WAIT reached N replicas, or 1 without
+# --wait; t: time.monotonic() after the reply), or "err k room reason".
 
 def _find_master(sports):
     for sp in sports:
@@ -293,7 +293,7 @@ def publisher_main(argv):
             if a.wait > 0:
                 n = conn.call("WAIT", str(a.wait), str(a.wait_ms))
                 acked = 1 if n >= a.wait else 0
-            out.write(f"ok {k} {room} {seq} {acked}\n")
+            out.write(f"ok {k} {room} {seq} {acked} {time.monotonic():.4f}\n")
         except (OSError, ConnectionError, RespError) as e:
             out.write(f"err {k} {room} {type(e).__name__}:"
                       f"{str(e).replace(' ', '_')[:80]}\n")
@@ -337,10 +337,11 @@ class SentinelPublisher:
             parts = ln.split(" ")
             if parts[0] == "ok":
                 self.lines.append(("ok", int(parts[1]), parts[2],
-                                   int(parts[3]), parts[4] == "1"))
+                                   int(parts[3]), parts[4] == "1",
+                                   float(parts[5])))
             else:
                 self.lines.append(("err", int(parts[1]), parts[2],
-                                   " ".join(parts[3:]), False))
+                                   " ".join(parts[3:]), False, None))
         return self.lines
 
     def kill(self):
