@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from harness import (PREFIX, Timeout, _recv_raw, open_ws, run, run_cli,
-                     send_json)
+from harness import (PREFIX, Resp, RespError, Timeout, _recv_raw, open_ws,
+                     run, run_cli, send_json, wait_until)
 from sentinel_env import SentinelEnv, SentinelPublisher
 
 ALL = dict(rooms=["*"], pub=["*"])
@@ -657,3 +657,84 @@ def test_cli_publish_wait(redis, sentinel, nodes):
     assert rc == 1 and int(out) > 0, (rc, out, err)
     assert "only 0 of 1 replicas" in err, err
     assert 0.2 <= time.monotonic() - t0 < 5
+
+
+# --------------------------------------------------------------------------
+# deploy/sentinel: the committed configs start and agree
+
+def test_deploy_sentinel_configs(tmp_path):
+    """deploy/sentinel/*.conf, with loopback addresses, free ports and a
+    temp dir put in: the servers and sentinels start, the sentinels agree
+    on master and replica, and the master refuses writes once its replica
+    is gone (min-replicas-to-write)."""
+    import re
+    import subprocess
+    from harness import REPO, free_port
+    from sentinel_env import REDIS_SENTINEL, _resp_call
+    src = REPO / "deploy" / "sentinel"
+    conf = json.loads((src / "roomcastd.json").read_text())
+    assert conf["redis_url"].startswith("redis-sentinel://")
+    assert conf["redis_url"].endswith("#roomcast")
+    ports = {"10.0.0.5 6379": free_port(), "10.0.0.6 6379": free_port()}
+    sports = [free_port() for _ in range(3)]
+    procs = []
+
+    def render(name, bind_ip, port):
+        t = (src / name).read_text()
+        for addr, p in ports.items():
+            t = t.replace(addr, f"127.0.0.1 {p}")
+        t = re.sub(r"(?m)^bind .*$", "bind 127.0.0.1", t)
+        t = re.sub(r"(?m)^port .*$", f"port {port}", t)
+        t = re.sub(r"(?m)^dir .*$", f"dir {tmp_path}", t)
+        out = tmp_path / name
+        out.write_text(t + f"\nlogfile {tmp_path / name}.log\n")
+        return out
+
+    try:
+        for name, ip, p in (("redis-master.conf", "10.0.0.5",
+                             ports["10.0.0.5 6379"]),
+                            ("redis-replica.conf", "10.0.0.6",
+                             ports["10.0.0.6 6379"])):
+            procs.append(subprocess.Popen(
+                ["redis-server", str(render(name, ip, p))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        mport, rport = ports["10.0.0.5 6379"], ports["10.0.0.6 6379"]
+        wait_until(lambda: _resp_call(rport, "INFO", "replication") and
+                   b"master_link_status:up" in
+                   _resp_call(rport, "INFO", "replication"), 10,
+                   what="replica in sync")
+        for i, sp in enumerate(sports):
+            procs.append(subprocess.Popen(
+                [REDIS_SENTINEL, str(render(f"sentinel-{i + 1}.conf",
+                                            None, sp))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+
+        def agree():
+            for sp in sports:
+                r = _resp_call(sp, "SENTINEL", "get-master-addr-by-name",
+                               "roomcast")
+                if not r or int(r[1]) != mport:
+                    return False
+                peers = _resp_call(sp, "SENTINEL", "sentinels", "roomcast")
+                if not isinstance(peers, list) or len(peers) != 2:
+                    return False
+            return True
+        wait_until(agree, 20, interval=0.2, what="sentinels agree")
+        assert _resp_call(mport, "SET", "k", "v") == "OK"
+        procs[1].kill()
+        procs[1].wait()
+
+        def refused():
+            try:
+                with Resp(mport) as c:
+                    c.call("SET", "k", "v2")
+            except RespError as e:
+                return "NOREPLICAS" in str(e)
+            return False
+        wait_until(refused, 10, interval=0.2,
+                   what="NOREPLICAS without the replica")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
