@@ -44,8 +44,10 @@ class Client:
         self.task = None
         self.closed = None  # close code once the server closed
         self.welcomes = []
+        self.node = None
 
     async def open(self, node, token, resume=None, timeout=15.0):
+        self.node = node
         q = {"resume": resume} if resume else None
         self.ws = await open_ws(node, token, query=q)
         w = await _recv_raw(self.ws, timeout)
@@ -76,8 +78,12 @@ class Client:
         deadline = time.monotonic() + timeout
         while rid not in self.replies:
             if time.monotonic() > deadline:
+                dead = "" if self.node.running() else (
+                    f"; node {self.node.name} DIED (exit "
+                    f"{self.node.proc.poll()}): "
+                    + self.node.log_text().strip().splitlines()[-1])
                 raise Timeout(f"{self.name}: no reply to {frame!r} in "
-                              f"{timeout}s")
+                              f"{timeout}s{dead}")
             await asyncio.sleep(0.01)
         return self.replies[rid][0]
 
