@@ -581,6 +581,24 @@ def failover_under_load(env, nodes, how):
     return out
 
 
+def test_sentinel_no_master_readyz_503(sentinel, nodes):
+    """A master name no sentinel knows: the node runs (/healthz 200) and is
+    not ready (/readyz 503) while no master is confirmed; a second node
+    with the right name is ready, and `roomcast nodes` through the
+    sentinels lists only that one."""
+    env = sentinel
+    bad = nodes(flags={"redis_url": env.url.split("#")[0] + "#nosuch",
+                       "key_prefix": PREFIX}, name="lost")
+    (good,) = snodes(nodes, env, "good")
+    t_end = time.monotonic() + 2.0
+    while time.monotonic() < t_end:
+        assert bad.healthz() == 200 and bad.readyz() == 503
+        time.sleep(0.2)
+    rc, out, err = run_cli("nodes", "--json", "--redis", env.url)
+    assert rc == 0 and [n["id"] for n in json.loads(out)] == ["good"], \
+        (out, err)
+
+
 def test_sentinel_failover_under_load(sentinel, nodes):
     out = failover_under_load(sentinel, nodes, "failover")
     assert out["ws_lost"] == 0
