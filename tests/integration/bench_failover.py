@@ -12,14 +12,16 @@
 #   /usr/bin/python3 tests/integration/bench_failover.py [--runs 3]
 # SPDX-License-Identifier: MIT
 import argparse
+import asyncio
 import os
+import threading
 import statistics
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Node, wait_until  # noqa: E402
+from harness import Node, connect, ok, recv_json, wait_until  # noqa: E402
 from sentinel_env import SentinelEnv, SentinelPublisher  # noqa: E402
 
 # messages caught up from history after a lost subscription: counted by
@@ -31,6 +33,33 @@ M_CAUGHT = ("roomcast_catchup_messages_total",
 def caught_up(node):
     m = node.metrics()
     return sum(m.get(k, 0) for k in M_CAUGHT)
+
+
+class Member(threading.Thread):
+    """A WebSocket client in b0 and b1 on the node (so the node subscribes
+    and has something to catch up), counting the msgs it gets."""
+
+    def __init__(self, node):
+        super().__init__(daemon=True)
+        self.node, self.msgs, self.stop = node, 0, threading.Event()
+        self.joined = threading.Event()
+
+    def run(self):
+        asyncio.run(self.main())
+
+    async def main(self):
+        ws = await connect(self.node, self.node.mint("bench", rooms=["*"]))
+        for r in ("b0", "b1"):
+            await ok(ws, "join", room=r)
+        self.joined.set()
+        while not self.stop.is_set():
+            try:
+                f = await recv_json(ws, 0.2)
+            except AssertionError:
+                continue
+            if f.get("op") == "msg":
+                self.msgs += 1
+        await ws.close()
 
 
 def one_run(workdir, with_node):
@@ -57,6 +86,11 @@ def one_run(workdir, with_node):
             loader.start()
             loader.wait_ready(10)
             loader.stop()
+        member = None
+        if node:
+            member = Member(node)
+            member.start()
+            member.joined.wait(10)
         pub = SentinelPublisher(env, ["b0", "b1"], wait=1, wait_ms=200)
         time.sleep(2.0)
         old = env.master_port()
@@ -79,6 +113,9 @@ def one_run(workdir, with_node):
         t_pub = (firsts[0] - t0) if firsts else None
         rec = (caught_up(node) - rec0) if node else None
         errs = sum(1 for ln in lines if ln[0] == "err")
+        if member:
+            member.stop.set()
+            member.join(5)
         return dict(switch=t_switch, pub=t_pub, ready=t_ready,
                     recovered=rec, errors=errs)
     finally:
