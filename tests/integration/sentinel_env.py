@@ -101,7 +101,8 @@ class SentinelEnv:
     redis-sentinel:// URL of roomcastd's redis_url; .master / .replica are
     RedisServer objects (swapped by nothing: ask master_port())."""
 
-    def __init__(self, workdir, min_replicas=MIN_REPLICAS, max_lag=MAX_LAG):
+    def __init__(self, workdir, min_replicas=MIN_REPLICAS, max_lag=MAX_LAG,
+                 replicas=1):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         guard = ["--min-replicas-to-write", str(min_replicas),
@@ -110,31 +111,35 @@ class SentinelEnv:
         common = ["--repl-diskless-sync-delay", "0"]
         self.master = RedisServer(self.workdir, name="master",
                                   extra=common + guard)
-        self.replica = RedisServer(
-            self.workdir, name="replica",
+        self.replicas = [RedisServer(
+            self.workdir, name=f"replica{i}" if i else "replica",
             extra=common + guard
             + ["--replicaof", f"127.0.0.1 {self.master.port}"])
+            for i in range(replicas)]
+        self.replica = self.replicas[0]
         self.sentinels = [Sentinel(self.workdir, free_port(),
                                    self.master.port, f"sentinel{i}")
                           for i in range(NSENTINELS)]
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         self.url = f"redis-sentinel://{hosts}#{MASTER_NAME}"
-        self.servers = [self.master, self.replica]
+        self.servers = [self.master] + self.replicas
 
     @property
     def rc_redis(self):
         """What conftest attaches to a failing test's report."""
-        return [self.master, self.replica] + self.sentinels
+        return self.servers + self.sentinels
 
     def start(self, timeout=30.0):
         t0 = time.monotonic()
         self.master.start()
-        self.replica.start()
-        wait_until(lambda: self.synced(self.replica.port), 10,
-                   what="replica in sync")
+        for r in self.replicas:
+            r.start()
+        wait_until(lambda: all(self.synced(r.port) for r in self.replicas),
+                   10, what="replicas in sync")
         for s in self.sentinels:
             s.start()
-        wait_until(lambda: self.agree(self.master.port, self.replica.port),
+        wait_until(lambda: self.agree(self.master.port,
+                                      [r.port for r in self.replicas]),
                    timeout, interval=0.2, what="sentinels agree")
         self.setup_s = time.monotonic() - t0
         return self
@@ -172,21 +177,21 @@ class SentinelEnv:
         best = max(votes.items(), key=lambda kv: kv[1], default=(None, 0))
         return best[0] if best[1] >= 2 else None
 
-    def agree(self, master_port, replica_port):
-        """Every sentinel names master_port, sees replica_port as a healthy
-        replica, and knows the other sentinels."""
+    def agree(self, master_port, replica_ports):
+        """Every sentinel names master_port, sees every port of
+        replica_ports as a healthy replica, and knows the other
+        sentinels."""
         for s in self.sentinels:
             if s.master_port() != master_port:
                 return False
             reps = s.call("SENTINEL", "replicas", MASTER_NAME) or []
-            ok = False
+            healthy = set()
             for kv in reps:
                 d = {_s(kv[i]): _s(kv[i + 1]) for i in range(0, len(kv), 2)}
-                if int(d.get("port", 0)) == replica_port and \
-                        d.get("flags") == "slave" and \
+                if d.get("flags") == "slave" and \
                         d.get("master-link-status") == "ok":
-                    ok = True
-            if not ok:
+                    healthy.add(int(d.get("port", 0)))
+            if not set(replica_ports) <= healthy:
                 return False
             peers = s.call("SENTINEL", "sentinels", MASTER_NAME)
             if not isinstance(peers, list) or len(peers) != NSENTINELS - 1:
