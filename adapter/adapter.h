@@ -42,6 +42,15 @@ typedef struct rc_adapter_sink {
      * publishes alike, never for a room that is not open: the adapter's own
      * room lookup is the only one on the path from the backend to a socket. */
     void (*deliver)(void *ctx, void *token, rc_msg_t *m);
+    /* The room opened with token may have missed messages: its
+     * subscription was lost (the backend went away, failed over, or moved
+     * the room) and is confirmed again. Called before any live message for
+     * the room that follows the new confirmation. The node catches the
+     * room's members up from history (ops->history after each member's
+     * last seq), holding live frames meanwhile: seq dedupe and holding
+     * live frames live in the node (gateway/catchup.c, gateway/hub.c), and
+     * an adapter keeps neither. */
+    void (*resync)(void *ctx, void *token);
     /* The backend became reachable (up) or not. */
     void (*state)(void *ctx, bool up);
     /* A control command for this node arrived ("drain"). */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "common/htab.h"
 #include "common/list.h"
@@ -42,13 +41,6 @@ typedef struct local_adapter {
     rc_htab_t rooms;
     rc_htab_t sessions;
 } local_adapter_t;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static local_room_t *find(local_adapter_t *la, const char *name, bool create)
 {
@@ -211,7 +203,8 @@ static rc_err_t l_publish(rc_adapter_t *ad, const char *room, const char *data,
 {
     local_adapter_t *la = (local_adapter_t *)ad;
     local_room_t *r = find(la, room, true);
-    rc_msg_t *m = rc_adapter_frame_msg(room, r->seq + 1, data, len, now_ns());
+    rc_msg_t *m =
+        rc_adapter_frame_msg(room, r->seq + 1, data, len, uv_hrtime());
 
     if (!m)
         return RC_ENOMEM;
@@ -339,7 +332,7 @@ rc_adapter_t *rc_local_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     if (getrandom(la->key, sizeof(la->key), GRND_NONBLOCK) !=
         (ssize_t)sizeof(la->key)) {
         la->key[0] = (uint64_t)(uintptr_t)la;
-        la->key[1] = now_ns();
+        la->key[1] = uv_hrtime();
     }
     rc_htab_init(&la->rooms);
     rc_htab_init(&la->sessions);

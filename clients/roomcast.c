@@ -859,7 +859,7 @@ static int64_t wall_ms_now(void)
  * "connections","rooms","ts"}. */
 typedef struct node_row {
     json_t *obj; /* owned; with "age_ms" added */
-    char *id, *addr, *state, *conns, *rooms, *age;
+    char *id, *addr, *state, *workers, *conns, *rooms, *age;
 } node_row_t;
 
 static int row_cmp(const void *a, const void *b)
@@ -904,6 +904,10 @@ static bool row_fill(node_row_t *row, const char *key, const char *prefix,
     row->id = json_field_str(row->obj, "id");
     row->addr = json_field_str(row->obj, "addr");
     row->state = json_field_str(row->obj, "state");
+    /* Worker processes of the node (docs/WORKERS.md); 1 when not said. */
+    row->workers = json_object_get(row->obj, "workers")
+                       ? json_field_str(row->obj, "workers")
+                       : rc_xstrdup("1");
     row->conns = json_field_str(row->obj, "connections");
     row->rooms = json_field_str(row->obj, "rooms");
     if (json_is_integer(ts))
@@ -920,6 +924,7 @@ static void row_free(node_row_t *row)
     free(row->id);
     free(row->addr);
     free(row->state);
+    free(row->workers);
     free(row->conns);
     free(row->rooms);
     free(row->age);
@@ -932,7 +937,8 @@ static void nodes_usage(FILE *f)
             "Lists the live roomcastd nodes from their registry entries in\n"
             "Redis (Pnode:<id>, written every 2 s, deleted when a node\n"
             "stops, expired 10 s after one died): id, client address, state\n"
-            "(serving, draining, stopping), client connections, rooms, and\n"
+            "(serving, draining, stopping), worker processes, client\n"
+            "connections, rooms, and\n"
             "the age of the entry.\n"
             "--json prints the entries as a JSON array (with age_ms).\n"
             "--redis defaults to $ROOMCAST_REDIS_URL, else %s;\n"
@@ -958,12 +964,12 @@ static const struct option nodes_opts[] = {
 
 static int cmd_nodes(int argc, char **argv)
 {
-    static const char *const head[6] = {"ID",    "ADDR",  "STATE",
+    static const char *const head[7] = {"ID",    "ADDR",  "STATE", "WORKERS",
                                         "CONNS", "ROOMS", "AGE"};
     cli_redis_t o;
     rc_redis_url_t u;
     bool as_json = false;
-    int opt, rc = RC_EXIT_USAGE, width[6];
+    int opt, rc = RC_EXIT_USAGE, width[7];
     char **keys = NULL, pattern[RC_KEYS_MAX], cursor[32] = "0";
     const char *val;
     size_t nkeys = 0, capkeys = 0, nrows = 0;
@@ -1080,22 +1086,24 @@ static int cmd_nodes(int argc, char **argv)
         printf("%s\n", txt);
         free(txt);
     } else {
-        for (int col = 0; col < 6; col++)
+        for (int col = 0; col < 7; col++)
             width[col] = (int)strlen(head[col]);
         for (size_t k = 0; k < nrows; k++) {
-            const char *cells[6] = {rows[k].id,    rows[k].addr,  rows[k].state,
-                                    rows[k].conns, rows[k].rooms, rows[k].age};
-            for (int col = 0; col < 6; col++)
+            const char *cells[7] = {
+                rows[k].id,    rows[k].addr,  rows[k].state, rows[k].workers,
+                rows[k].conns, rows[k].rooms, rows[k].age};
+            for (int col = 0; col < 7; col++)
                 if ((int)strlen(cells[col]) > width[col])
                     width[col] = (int)strlen(cells[col]);
         }
-        for (int col = 0; col < 6; col++)
-            print_cell(head[col], width[col], col == 5);
+        for (int col = 0; col < 7; col++)
+            print_cell(head[col], width[col], col == 6);
         for (size_t k = 0; k < nrows; k++) {
-            const char *cells[6] = {rows[k].id,    rows[k].addr,  rows[k].state,
-                                    rows[k].conns, rows[k].rooms, rows[k].age};
-            for (int col = 0; col < 6; col++)
-                print_cell(cells[col], width[col], col == 5);
+            const char *cells[7] = {
+                rows[k].id,    rows[k].addr,  rows[k].state, rows[k].workers,
+                rows[k].conns, rows[k].rooms, rows[k].age};
+            for (int col = 0; col < 7; col++)
+                print_cell(cells[col], width[col], col == 6);
         }
         if (nrows == 0)
             fprintf(stderr, "roomcast nodes: no live node is registered "

@@ -2,7 +2,17 @@
  *   rc_log(RC_LOG_INFO, "conn_open", "peer=%s conns=%u", peer, n);
  * prints
  *   ts=2026-11-23T21:40:00.123Z level=info event=conn_open peer=... conns=...
- * Values that may hold spaces must be quoted by the caller ("%s" -> "\"%s\"").
+ *
+ * Escaping is rc_log's job, not the caller's, so it cannot be forgotten:
+ * the format is trusted text (a string literal; -Wformat checks it) and is
+ * copied as is, while the expansion of every conversion in it (%s, %d, ...)
+ * is escaped: bytes below 0x20, 0x7f, `"` and `\` become \n \r \t \xNN
+ * \" \\. A value the format puts in quotes (`err=\"%s\"`) is escaped inside
+ * them; a value outside quotes (`cmd=%s`) is quoted too when it is empty or
+ * holds a space, `=`, `"`, `\` or a control byte. So a value can neither end
+ * its line nor forge a key: one call is one line, whatever the data. Never
+ * pass untrusted text as the format (write "%s"). A line is at most 1 KiB;
+ * a longer one is cut on a whole escape, its open quote closed.
  * Never log a token (the README says why).
  * SPDX-License-Identifier: MIT */
 #ifndef RC_LOG_H
@@ -24,7 +34,5 @@ int rc_log_level_parse(const char *s);
 
 void rc_log(rc_log_level_t level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-#define rc_log_enabled(level) ((level) >= rc_log_get_level())
 
 #endif /* RC_LOG_H */

@@ -1,4 +1,5 @@
-/* Minimal HTTP/1.0 server for the admin endpoints, on the node's loop.
+/* Minimal HTTP server for the admin endpoints, on the node's loop: reads
+ * one request line, answers HTTP/1.1 with Connection: close.
  * SPDX-License-Identifier: MIT */
 #include "gateway/admin.h"
 
@@ -68,6 +69,8 @@ static const char *status_text(int code)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 414:
+        return "URI Too Long";
     case 503:
         return "Service Unavailable";
     default:
@@ -95,21 +98,72 @@ static void respond(admin_req_t *r, int code, const char *ctype,
         req_close(r);
 }
 
+rc_err_t rc_admin_parse_head(const char *buf, size_t len, rc_admin_head_t *out)
+{
+    size_t i = 0, m = 0, p = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!buf)
+        return RC_EINVAL;
+    for (; i < len && buf[i] >= 'A' && buf[i] <= 'Z'; i++, m++)
+        if (m == RC_ADMIN_METHOD_MAX)
+            goto too_long;
+    if (m == 0 || i >= len || buf[i] != ' ')
+        goto bad;
+    memcpy(out->method, buf, m);
+    i++;
+    if (i >= len || buf[i] != '/')
+        goto bad;
+    /* The path: visible ASCII up to "?", a space or the line's end. */
+    for (; i < len && buf[i] > ' ' && buf[i] < 0x7f && buf[i] != '?'; i++) {
+        if (p == RC_ADMIN_PATH_MAX)
+            goto too_long;
+        out->path[p++] = buf[i];
+    }
+    /* The query: visible ASCII, ignored. */
+    if (i < len && buf[i] == '?')
+        while (++i < len && buf[i] > ' ' && buf[i] < 0x7f)
+            ;
+    if (i < len && buf[i] == ' ') {
+        static const char ver[] = "HTTP/1.";
+
+        i++;
+        if (len - i < sizeof(ver) || memcmp(buf + i, ver, sizeof(ver) - 1) ||
+            buf[i + sizeof(ver) - 1] < '0' || buf[i + sizeof(ver) - 1] > '9')
+            goto bad;
+        i += sizeof(ver);
+    }
+    if (i < len && buf[i] == '\r')
+        i++;
+    if (i < len && buf[i] == '\n')
+        return RC_OK;
+bad:
+    memset(out, 0, sizeof(*out));
+    return RC_EINVAL;
+too_long:
+    memset(out, 0, sizeof(*out));
+    return RC_ELIMIT;
+}
+
 static void handle(admin_req_t *r)
 {
-    char method[8], path[256];
+    rc_admin_head_t head;
     rc_buf_t body = {0};
     const char *ctype = "text/plain; charset=utf-8";
-    char *q;
+    rc_err_t err;
     int code;
 
-    if (sscanf(r->buf, "%7s %255s", method, path) != 2) {
+    err = rc_admin_parse_head(r->buf, r->len, &head);
+    if (err == RC_ELIMIT) {
+        respond(r, 414, ctype, "request line too long\n", 22);
+        return;
+    }
+    if (err != RC_OK) {
         respond(r, 400, ctype, "bad request\n", 12);
         return;
     }
-    if ((q = strchr(path, '?')))
-        *q = '\0';
-    code = r->admin->handler(r->admin->ctx, method, path, &body, &ctype);
+    code =
+        r->admin->handler(r->admin->ctx, head.method, head.path, &body, &ctype);
     respond(r, code, ctype, body.data ? body.data : "", body.len);
     free(body.data);
 }

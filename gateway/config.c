@@ -3,10 +3,12 @@
  * Every key is one line of the table below; the loader, the usage text and
  * rc_config_destroy() all walk that table. Anything not understood (unknown
  * key, flag or variable, wrong type, out of range) is refused with one line
- * naming the key. Runs once at startup, before the loop, so blocking file
- * I/O is fine here (STYLE rule 5).
+ * naming the key (config_values.c says what a valid value looks like).
+ * Runs once at startup, before the loop, so blocking file I/O is fine here
+ * (STYLE rule 5).
  * SPDX-License-Identifier: MIT */
 #include "gateway/config.h"
+#include "gateway/config_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,10 +19,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 
 #include "common/log.h"
 #include "common/mem.h"
-#include "common/redis_url.h"
 
 #ifndef RC_VERSION
 #define RC_VERSION "0.0.0" /* the top-level CMake defines the real one */
@@ -34,144 +36,21 @@ extern char **environ;
 /* Secrets and keys are small; a bound keeps a wrong path (a log, a device)
  * from being slurped whole. */
 #define MAX_FILE_BYTES (1024 * 1024)
-#define MAX_NODE_ID 128
-#define DAY_MS INT64_C(86400000)
-#define MAX_DURATION_MS (7 * DAY_MS)
+/* The resume key is 32 bytes (HMAC-SHA256 strength): a shorter secret is
+ * refused; a longer one is hashed down so that every byte of it counts. */
+#define RESUME_KEY_BYTES 32
+/* Bytes a `msg` frame adds around its data: the WebSocket header (10), the
+ * envelope text (37), a room name (128) and a seq (20 digits), rounded up. */
+#define MSG_FRAME_OVERHEAD 256
 
-typedef enum key_kind {
-    KIND_STR,    /* char * at off */
-    KIND_SECRET, /* char * at off, its size_t length at off2 */
-    KIND_FILE,   /* a path; the file's text goes to the char * at off */
-    KIND_ADDR,   /* "host:port": char * host at off, int port at off2 */
-    KIND_BOOL,   /* bool at off */
-    KIND_I64,    /* int64_t at off, min..max */
-    KIND_U32,    /* uint32_t at off, min..max */
-    KIND_U64,    /* uint64_t at off, min..max */
-} key_kind_t;
-
-#define F_NULLABLE 0x1u  /* may be unset: "" or JSON null unsets it */
-#define F_LEN 0x2u       /* KIND_FILE: size_t length at off2, strip one \n */
-#define F_PEM 0x4u       /* KIND_FILE: must hold a PEM block */
-#define F_READABLE 0x8u  /* KIND_STR path: must be readable at load */
-#define F_COMPUTED 0x10u /* default computed at load (node_id) */
-
-typedef struct key_def {
-    const char *name; /* file key; flag and env names derive from it */
-    key_kind_t kind;
-    size_t off;
-    size_t off2;
-    int64_t min, max;                    /* numeric kinds */
-    const char *def;                     /* text default; NULL: none */
-    unsigned flags;                      /* F_* */
-    const char *(*check)(const char *s); /* NULL or the reason s is bad */
-    const char *help;
-} key_def_t;
-
-static const char *check_ws_path(const char *s);
-static const char *check_node_id(const char *s);
-static const char *check_redis_url(const char *s);
-static const char *check_key_prefix(const char *s);
-static const char *check_jwt_alg(const char *s);
-static const char *check_log_level(const char *s);
-
-/* One constructor per kind, so each table entry stays one line of intent.
- * clang-format would split the braces of these bodies into a mess. */
-/* clang-format off */
-#define OFF(f) offsetof(rc_config_t, f)
-#define STR(k, d, fl, chk, h)                                                  \
-    {.name = #k, .kind = KIND_STR, .off = OFF(k), .def = d, .flags = fl,      \
-     .check = chk, .help = h}
-#define SECRET(k, len, h)                                                      \
-    {.name = #k, .kind = KIND_SECRET, .off = OFF(k), .off2 = OFF(len),        \
-     .flags = F_NULLABLE, .help = h}
-#define FILEKEY(k, dst, len_off, fl, h)                                        \
-    {.name = #k, .kind = KIND_FILE, .off = OFF(dst), .off2 = len_off,         \
-     .flags = F_NULLABLE | (fl), .help = h}
-#define ADDR(k, host, port, d, h)                                              \
-    {.name = #k, .kind = KIND_ADDR, .off = OFF(host), .off2 = OFF(port),      \
-     .def = d, .help = h}
-#define BOOL(k, d, h)                                                          \
-    {.name = #k, .kind = KIND_BOOL, .off = OFF(k), .def = d, .help = h}
-#define NUM(k, kd, lo, hi, d, h)                                               \
-    {.name = #k, .kind = kd, .off = OFF(k), .min = lo, .max = hi, .def = d,   \
-     .help = h}
-/* clang-format on */
-
-/* The keys of PROTOCOL section 7 plus the gateway's own. Adding a key is one
- * line here and a field in rc_config_t. */
-static const key_def_t keys[] = {
-    ADDR(listen, listen_host, listen_port, "0.0.0.0:8080",
-         "client WebSocket listener, host:port ([v6addr]:port for IPv6)"),
-    ADDR(admin_listen, admin_host, admin_port, "127.0.0.1:9090",
-         "admin HTTP listener, host:port"),
-    STR(ws_path, "/ws", 0, check_ws_path, "WebSocket upgrade path"),
-    STR(node_id, NULL, F_COMPUTED, check_node_id,
-        "this node's id in the registry (1..128 printable, no spaces)"),
-    STR(redis_url, NULL, F_NULLABLE, check_redis_url,
-        "redis://[[user]:password@]host[:port][/db]; unset: single node"),
-    STR(key_prefix, "roomcast:", 0, check_key_prefix,
-        "prefix of every Redis key and channel"),
-    STR(jwt_alg, "HS256", 0, check_jwt_alg,
-        "the one accepted JWT alg: HS256 HS384 HS512 RS256 RS384 RS512 "
-        "ES256 ES384"),
-    SECRET(jwt_secret, jwt_secret_len,
-           "HMAC secret for HS* (prefer jwt_secret_file: flags show in ps)"),
-    FILEKEY(jwt_secret_file, jwt_secret, OFF(jwt_secret_len), F_LEN,
-            "file holding the HMAC secret; one trailing newline is stripped"),
-    FILEKEY(jwt_public_key_file, jwt_public_key, 0, F_PEM,
-            "PEM public key file for RS*/ES*"),
-    STR(jwt_issuer, NULL, F_NULLABLE, NULL, "required iss; unset: not checked"),
-    STR(jwt_audience, NULL, F_NULLABLE, NULL,
-        "required aud; unset: not checked"),
-    NUM(jwt_leeway_ms, KIND_I64, 0, DAY_MS, "30000",
-        "clock skew allowed on exp/nbf/iat, ms"),
-    NUM(auth_timeout_ms, KIND_I64, 1, MAX_DURATION_MS, "5000",
-        "wait for the auth frame, ms"),
-    NUM(max_pending_auth, KIND_U32, 1, 1000000, "1024",
-        "sockets waiting for an auth frame"),
-    BOOL(dev_no_auth, "false", "accept anyone without a token (development)"),
-    STR(tls_cert, NULL, F_NULLABLE | F_READABLE, NULL,
-        "PEM certificate file; wss when tls_cert and tls_key are set"),
-    STR(tls_key, NULL, F_NULLABLE | F_READABLE, NULL,
-        "PEM private key file; wss when tls_cert and tls_key are set"),
-    NUM(max_frame, KIND_U32, 128, 16777216, "65536", "bytes per inbound frame"),
-    NUM(max_rooms, KIND_U32, 1, 65536, "256", "rooms per connection"),
-    NUM(max_connections, KIND_U32, 0, 16777216, "0",
-        "client connections; 0: unlimited (the fd limit rules)"),
-    NUM(outbound_queue_bytes, KIND_U64, 4096, INT64_C(1) << 30, "1048576",
-        "queued bytes per connection, then close 4009"),
-    NUM(outbound_queue_msgs, KIND_U32, 1, 16777216, "4096",
-        "queued frames per connection, then close 4009"),
-    NUM(rate_limit, KIND_U32, 1, 1000000, "100",
-        "inbound frames per second per connection"),
-    NUM(rate_burst, KIND_U32, 1, 1000000, "200",
-        "inbound frame burst per connection"),
-    NUM(max_publish, KIND_U32, 1, 16777216, "65536",
-        "bytes of data in one publish"),
-    NUM(heartbeat_ms, KIND_I64, 100, 3600000, "25000", "ping interval, ms"),
-    NUM(history_size, KIND_U32, 1, 100000, "100", "messages kept per room"),
-    NUM(history_ttl_ms, KIND_I64, 1, MAX_DURATION_MS, "300000",
-        "how long history is kept, ms"),
-    NUM(resume_ttl_ms, KIND_I64, 1, MAX_DURATION_MS, "120000",
-        "resume token lifetime, ms"),
-    SECRET(resume_secret, resume_secret_len,
-           "key signing resume tokens, shared by all nodes"),
-    FILEKEY(resume_secret_file, resume_secret, OFF(resume_secret_len), F_LEN,
-            "file holding resume_secret; one trailing newline is stripped"),
-    NUM(drain_window_ms, KIND_I64, 1, MAX_DURATION_MS, "10000",
-        "drain pacing window, ms"),
-    NUM(drain_timeout_ms, KIND_I64, 1, MAX_DURATION_MS, "30000",
-        "drain hard stop, ms"),
-    STR(log_level, "info", 0, check_log_level, "debug, info, warn or error"),
-};
-
-#define NKEYS RC_ARRAY_LEN(keys)
+#define NKEYS rc__config_nkeys
+#define keys rc__config_keys
 
 /* State of one load; lives on the stack of rc_config_load(). */
 typedef struct loader {
     rc_config_t *cfg;
-    bool set[NKEYS];   /* given a value by the file, env or flags */
-    char *path[NKEYS]; /* KIND_FILE: the path to read at the end; owned */
+    bool set[RC__CONFIG_MAX_KEYS];   /* given a value by a source */
+    char *path[RC__CONFIG_MAX_KEYS]; /* KIND_FILE: path to read last; owned */
     char *err;
     size_t errlen;
 } loader_t;
@@ -179,16 +58,43 @@ typedef struct loader {
 static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The message quotes values as given (a flag, a variable, a JSON string),
+ * and those may hold control bytes: they are escaped (\n, \r, \t, \xNN) so
+ * the message stays one line, as rc_config_load() promises. An escape is
+ * written whole or not at all. */
 static rc_err_t errorf(loader_t *ld, const char *fmt, ...)
 {
+    static const char hex[] = "0123456789abcdef";
+    char raw[1024];
+    size_t o = 0;
     va_list ap;
-    int n = snprintf(ld->err, ld->errlen, "config: ");
+    int n;
 
-    if (n > 0 && (size_t)n < ld->errlen) {
-        va_start(ap, fmt);
-        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
+    va_start(ap, fmt);
+    n = vsnprintf(raw, sizeof(raw), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        raw[0] = '\0';
+    for (const char *p = "config: "; *p && o + 1 < ld->errlen; p++)
+        ld->err[o++] = *p;
+    for (const char *p = raw; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        char esc[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+        size_t k = 4;
+
+        if (ch >= 0x20 && ch != 0x7f) {
+            esc[0] = (char)ch;
+            k = 1;
+        } else if (ch == '\n' || ch == '\r' || ch == '\t') {
+            esc[1] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
+            k = 2;
+        }
+        if (o + k >= ld->errlen)
+            break;
+        memcpy(ld->err + o, esc, k);
+        o += k;
     }
+    ld->err[o] = '\0';
     return RC_EINVAL;
 }
 
@@ -297,137 +203,6 @@ static int find_env(const char *name, size_t n)
     return -1;
 }
 
-static const char *check_ws_path(const char *s)
-{
-    if (s[0] != '/')
-        return "must start with \"/\"";
-    for (; *s; s++)
-        if (!isgraph((unsigned char)*s) || *s == '?' || *s == '#')
-            return "must be a path without spaces, \"?\" or \"#\"";
-    return NULL;
-}
-
-static const char *check_node_id(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > MAX_NODE_ID)
-        return "must be 1..128 printable characters without spaces";
-    for (; *s; s++)
-        if (!isgraph((unsigned char)*s))
-            return "must be 1..128 printable characters without spaces";
-    return NULL;
-}
-
-static const char *check_redis_url(const char *s)
-{
-    rc_redis_url_t url;
-
-    if (rc_redis_url_parse(s, &url) != RC_OK)
-        return "must be redis://[[user]:password@]host[:port][/db]";
-    return NULL;
-}
-
-static const char *check_key_prefix(const char *s)
-{
-    if (!rc_redis_prefix_ok(s))
-        return "at most 64 bytes, no quotes, braces, backslashes or control "
-               "characters";
-    return NULL;
-}
-
-static const char *const jwt_algs[] = {"HS256", "HS384", "HS512", "RS256",
-                                       "RS384", "RS512", "ES256", "ES384"};
-
-static const char *check_jwt_alg(const char *s)
-{
-    for (size_t i = 0; i < RC_ARRAY_LEN(jwt_algs); i++)
-        if (strcmp(s, jwt_algs[i]) == 0)
-            return NULL;
-    return "must be one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384";
-}
-
-static const char *check_log_level(const char *s)
-{
-    if (rc_log_level_parse(s) < 0)
-        return "must be one of debug info warn error";
-    return NULL;
-}
-
-/* Decimal integer, optional '-', nothing else (no spaces, no '+', no 0x). */
-static bool parse_int(const char *s, int64_t *out)
-{
-    const char *p = s[0] == '-' ? s + 1 : s;
-    char *end;
-    long long v;
-
-    if (!isdigit((unsigned char)*p))
-        return false;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
-        *out = true;
-    else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
-        *out = false;
-    else
-        return false;
-    return true;
-}
-
-/* "host:port" or "[v6]:port"; host non-empty, port 1..65535. On success
- * *host is owned. */
-static bool parse_addr(const char *s, char **host, int *port)
-{
-    const char *h, *p, *colon;
-    size_t hlen;
-    long v = 0;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-
-        if (!close || close[1] != ':')
-            return false;
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        p = close + 2;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return false;
-        h = s;
-        hlen = (size_t)(colon - s);
-        /* Another colon means an IPv6 address without brackets: ambiguous. */
-        if (memchr(s, ':', hlen))
-            return false;
-        p = colon + 1;
-    }
-    if (hlen == 0)
-        return false;
-    for (size_t i = 0; i < hlen; i++)
-        if (!isgraph((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
-            return false;
-    if (*p == '\0' || strlen(p) > 5)
-        return false;
-    for (const char *q = p; *q; q++) {
-        if (!isdigit((unsigned char)*q))
-            return false;
-        v = v * 10 + (*q - '0');
-    }
-    if (v < 1 || v > 65535)
-        return false;
-    *host = rc_xstrndup(h, hlen);
-    *port = (int)v;
-    return true;
-}
-
 static rc_err_t set_int(loader_t *ld, const key_def_t *k, int64_t v,
                         const char *shown, const char *where)
 {
@@ -484,7 +259,7 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
         }
         return RC_OK;
     case KIND_ADDR:
-        if (!parse_addr(s, &host, &port))
+        if (!rc__config_parse_addr(s, &host, &port))
             return errorf(ld,
                           "%s must be host:port ([v6addr]:port for IPv6) with "
                           "a port in 1..65535, got \"%s\" (%s)",
@@ -494,7 +269,7 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
         *(int *)field(ld->cfg, k->off2) = port;
         return RC_OK;
     case KIND_BOOL:
-        if (!parse_bool(s, &b))
+        if (!rc__config_parse_bool(s, &b))
             return errorf(ld, "%s must be true or false, got \"%s\" (%s)",
                           k->name, s, where);
         *(bool *)field(ld->cfg, k->off) = b;
@@ -502,7 +277,11 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
     case KIND_I64:
     case KIND_U32:
     case KIND_U64:
-        if (!parse_int(s, &v))
+        if ((k->flags & F_AUTO) && strcmp(s, "auto") == 0) {
+            *(uint32_t *)field(ld->cfg, k->off) = 0;
+            return RC_OK;
+        }
+        if (!rc__config_parse_int(s, &v))
             return errorf(ld,
                           "%s must be an integer in %lld..%lld, got \"%s\" "
                           "(%s)",
@@ -564,6 +343,8 @@ static rc_err_t set_json(loader_t *ld, const key_def_t *k, const json_t *v,
     case KIND_I64:
     case KIND_U32:
     case KIND_U64:
+        if ((k->flags & F_AUTO) && json_is_string(v))
+            return set_text(ld, k, json_string_value(v), where);
         if (!json_is_integer(v))
             return errorf(ld, "%s must be an integer, got %s (%s)", k->name,
                           json_kind_name(v), where);
@@ -795,10 +576,67 @@ static rc_err_t read_files(loader_t *ld)
     return RC_OK;
 }
 
+/* resume_secret (from either key) is at least RESUME_KEY_BYTES; a longer
+ * one becomes SHA-256 of itself, so the field always holds the 32-byte key
+ * the node signs with and no byte of a long secret is silently ignored. */
+static rc_err_t check_resume_secret(loader_t *ld)
+{
+    rc_config_t *c = ld->cfg;
+    int kf = find_key("resume_secret_file");
+    unsigned char *key;
+
+    if (!c->resume_secret)
+        return RC_OK;
+    if (c->resume_secret_len < RESUME_KEY_BYTES) {
+        if (kf >= 0 && ld->path[kf])
+            return errorf(ld,
+                          "resume_secret_file: \"%s\" holds %zu bytes; the "
+                          "resume secret needs at least %d (try `openssl rand "
+                          "-hex 32`)",
+                          ld->path[kf], c->resume_secret_len, RESUME_KEY_BYTES);
+        return errorf(ld,
+                      "resume_secret must be at least %d bytes, got %zu (try "
+                      "`openssl rand -hex 32`)",
+                      RESUME_KEY_BYTES, c->resume_secret_len);
+    }
+    if (c->resume_secret_len == RESUME_KEY_BYTES)
+        return RC_OK;
+    key = rc_xmalloc(RESUME_KEY_BYTES + 1);
+    SHA256((const unsigned char *)c->resume_secret, c->resume_secret_len, key);
+    key[RESUME_KEY_BYTES] = '\0';
+    wipe(c->resume_secret, c->resume_secret_len);
+    free(c->resume_secret);
+    c->resume_secret = (char *)key;
+    c->resume_secret_len = RESUME_KEY_BYTES;
+    return RC_OK;
+}
+
 /* Checks that span keys, run once every source is applied. */
 static rc_err_t cross_check(loader_t *ld)
 {
     const rc_config_t *c = ld->cfg;
+
+    if (c->workers == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        ld->cfg->workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (uint32_t)cpus;
+    }
+    if (c->workers > 1 && !c->redis_url)
+        return errorf(ld,
+                      "workers %u needs redis_url: the rooms of one node span "
+                      "its worker processes through Redis (set redis_url, or "
+                      "workers 1)",
+                      c->workers);
+    /* One message of max_publish bytes must fit an empty queue, or every
+     * member of its room is closed with 4009 the moment it is sent. */
+    if ((uint64_t)c->max_publish + MSG_FRAME_OVERHEAD > c->outbound_queue_bytes)
+        return errorf(ld,
+                      "max_publish (%u) plus %d bytes of framing must fit in "
+                      "outbound_queue_bytes (%llu): one such message would "
+                      "close every member of its room with 4009",
+                      c->max_publish, MSG_FRAME_OVERHEAD,
+                      (unsigned long long)c->outbound_queue_bytes);
+    if (check_resume_secret(ld) != RC_OK)
+        return RC_EINVAL;
 
     if (!c->tls_cert != !c->tls_key)
         return errorf(ld,
@@ -841,7 +679,7 @@ static void apply_defaults(rc_config_t *cfg)
 {
     char err[256];
     char host[256];
-    char id[MAX_NODE_ID + 1];
+    char id[RC_CONFIG_MAX_NODE_ID + 1];
     loader_t ld = {.cfg = cfg, .err = err, .errlen = sizeof(err)};
 
     for (size_t i = 0; i < NKEYS; i++) {
@@ -861,7 +699,7 @@ static void apply_defaults(rc_config_t *cfg)
     for (char *p = id; *p; p++)
         if (!isgraph((unsigned char)*p))
             *p = '_';
-    set_str(cfg, OFF(node_id), id);
+    set_str(cfg, offsetof(rc_config_t, node_id), id);
 }
 
 rc_config_t *rc_config_create_default(void)
@@ -1000,6 +838,8 @@ void rc_config_usage(void *f)
                 value_hint(k), k->help, env, k->name);
         if (k->flags & F_COMPUTED)
             fprintf(fp, "default <host name>-<pid>");
+        else if (k->flags & F_AUTO)
+            fprintf(fp, "default %s, or auto", k->def);
         else if (k->def)
             fprintf(fp, "default %s", k->def);
         else

@@ -48,7 +48,7 @@ typedef struct rc_config {
     uint32_t outbound_queue_msgs;  /* 4096 frames */
     uint32_t rate_limit;           /* 100 frames/s */
     uint32_t rate_burst;           /* 200 frames */
-    uint32_t max_publish;          /* 65536 bytes of data */
+    uint32_t max_publish; /* 65536 bytes of data; framed, fits the queue */
 
     /* timing, milliseconds */
     int64_t heartbeat_ms; /* 25000 */
@@ -57,13 +57,18 @@ typedef struct rc_config {
     uint32_t history_size;  /* 100 */
     int64_t history_ttl_ms; /* 300000 */
     int64_t resume_ttl_ms;  /* 120000 */
-    char *resume_secret;    /* from resume_secret or resume_secret_file */
-    size_t resume_secret_len;
+    /* From resume_secret or resume_secret_file: NULL, or the 32-byte key
+     * (a secret under 32 bytes is refused; a longer one is replaced by its
+     * SHA-256, so every byte of it counts). */
+    char *resume_secret;
+    size_t resume_secret_len; /* 0 or 32 */
     int64_t drain_window_ms;  /* 10000 */
     int64_t drain_timeout_ms; /* 30000 */
 
     /* process */
-    char *log_level; /* "info" */
+    char *log_level;  /* "info" */
+    uint32_t workers; /* 1; "auto" (0 in the table) resolved at load to the
+                         CPUs this process may run on: always >= 1 */
 } rc_config_t;
 
 /* Parse argv (flags, including --config FILE, --help, --version), the

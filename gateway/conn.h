@@ -1,6 +1,7 @@
 /* One client connection's state. The struct is shared by the files of
- * gateway/ (server.c owns and frees it, hub.c links it into rooms, session.c
- * runs its requests); nothing outside gateway/ sees it.
+ * gateway/ (ws.c creates and frees it, hub.c links it into rooms and queues
+ * to it, writer.c writes its queue, session.c runs its requests, timers.c
+ * tracks its deadlines); nothing outside gateway/ sees it.
  *
  * Its size is paid per client (tens of thousands per node): keep fields
  * small, and put anything rare behind a pointer. 216 bytes now: one more
@@ -30,7 +31,7 @@ typedef struct rc_conn {
     rc_list_t members;      /* rc_member.in_conn: the rooms it is in */
     rc_list_t in_server;    /* every conn, for the heartbeat sweep */
     rc_list_t in_timer;     /* pending-auth FIFO */
-    rc_list_t ops;          /* requests waiting for the adapter (node.c) */
+    rc_list_t ops;          /* requests waiting for the adapter (session.c) */
     struct rc_identity *id; /* owned: rc_identity_destroy() */
     uint64_t session;       /* random id, for logs and welcome */
     int64_t deadline_ms;    /* auth deadline while pending (loop ms) */
@@ -40,7 +41,7 @@ typedef struct rc_conn {
     unsigned char *rx;      /* inbound reassembly, only while a frame spans
                                several reads; owned */
     uint32_t rx_len;
-    uint32_t exp_slot;   /* index in the server's expiry heap + 1; 0 out */
+    uint32_t exp_slot;   /* index in the node's expiry heap + 1; 0 out */
     uint32_t last_rx_ms; /* loop clock (ms, wraps) of the last frame in */
     uint32_t tokens;     /* rate bucket, in thousandths of a frame */
     uint32_t refill_ms;  /* loop clock of the last refill */
@@ -49,9 +50,7 @@ typedef struct rc_conn {
     uint32_t flush_slot;     /* index in the node's flush list + 1; 0 out */
     uint16_t close_code;     /* sent when CLOSING reaches WRITEABLE */
     uint8_t state : 2;       /* rc_conn_state_t */
-    uint8_t welcomed : 1;    /* welcome frame queued */
     uint8_t close_sent : 1;  /* our close frame is written */
-    uint8_t rx_frag : 1;     /* inside a fragmented inbound message */
     uint8_t saved : 1;       /* its session snapshot is stored */
     uint8_t moving : 1;      /* drain: snapshot on its way, no deliveries */
     uint8_t peer_closed : 1; /* the client sent its close: lws answers it */

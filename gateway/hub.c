@@ -148,6 +148,8 @@ rc_err_t rc_hub_join(rc_hub_t *hub, rc_conn_t *c, const char *name,
         r->_held = NULL;
         r->_nheld = r->_capheld = 0;
         r->_held_base = 0;
+        r->_heldbytes = 0;
+        r->user = NULL;
         r->len = (uint16_t)len;
         memcpy(r->name, name, len + 1);
         rc_htab_insert(&hub->rooms, &r->_node);
@@ -160,6 +162,7 @@ rc_err_t rc_hub_join(rc_hub_t *hub, rc_conn_t *c, const char *name,
     m->pending = NULL;
     m->_hold_from = 0;
     m->_syncing = 0;
+    m->catchup = 0;
     m->_node.hash = member_hash(hub, c, r);
     rc_htab_insert(&hub->members, &m->_node);
     rc_list_push(&r->members, &m->in_room);
@@ -178,6 +181,7 @@ static void release_held(rc_room_t *r)
         rc_msg_unref(r->_held[i]);
     r->_held_base += r->_nheld;
     r->_nheld = 0;
+    r->_heldbytes = 0;
     free(r->_held);
     r->_held = NULL;
     r->_capheld = 0;
@@ -256,8 +260,10 @@ static void hold(rc_hub_t *hub, rc_room_t *r, rc_msg_t *m)
 {
     rc_list_t *it;
 
-    if (r->_nheld == r->_capheld) {
-        if (r->_capheld < RC_HUB_MAX_HELD) {
+    if (r->_nheld == r->_capheld ||
+        r->_heldbytes + m->len > RC_HUB_MAX_HELD_BYTES) {
+        if (r->_capheld < RC_HUB_MAX_HELD &&
+            r->_heldbytes + m->len <= RC_HUB_MAX_HELD_BYTES) {
             r->_capheld = r->_capheld ? r->_capheld * 2 : 16;
             r->_held = rc_xrealloc(r->_held, r->_capheld * sizeof(*r->_held));
         } else {
@@ -279,6 +285,7 @@ static void hold(rc_hub_t *hub, rc_room_t *r, rc_msg_t *m)
         }
     }
     r->_held[r->_nheld++] = rc_msg_ref(m);
+    r->_heldbytes += m->len;
 }
 
 void rc_hub_sync_begin(rc_hub_t *hub, rc_member_t *m)

@@ -25,7 +25,11 @@
 
 typedef struct rc_hub rc_hub_t;
 
-#define RC_HUB_MAX_HELD 65536 /* live frames held while members sync */
+/* Live frames a room holds while members sync, by count and by bytes;
+ * past either, the syncing members are closed as slow consumers (4009)
+ * and catch up again when they resume: no gap, no unbounded memory. */
+#define RC_HUB_MAX_HELD 65536
+#define RC_HUB_MAX_HELD_BYTES (32u * 1024 * 1024)
 
 typedef struct rc_room {
     rc_hnode_t _node;  /* in the hub's room table */
@@ -35,6 +39,8 @@ typedef struct rc_room {
     rc_msg_t **_held;   /* live frames that arrived meanwhile, in order */
     uint32_t _nheld, _capheld;
     uint32_t _held_base; /* absolute index of _held[0] (wraps) */
+    uint32_t _heldbytes; /* frame bytes in _held */
+    void *user;          /* the node's: its catch-up in flight, or NULL */
     uint16_t len;
     char name[]; /* NUL-terminated */
 } rc_room_t;
@@ -50,10 +56,13 @@ typedef struct rc_member {
     uint32_t _hold_from; /* while syncing: first held frame it needs
                             (absolute, wraps like _held_base) */
     uint8_t _syncing;
+    uint8_t catchup; /* the node's: part of the room's catch-up in flight */
 } rc_member_t;
 
 typedef struct rc_hub_ops {
-    /* c's queue went from empty to non-empty: ask for WRITEABLE. */
+    /* c's queue went from empty to non-empty: have it written (the node
+     * lists it for its end-of-iteration flush; WRITEABLE only when the
+     * socket is full). */
     void (*wake)(void *ctx, rc_conn_t *c);
     /* c passed its queue bound: the hub has emptied its queue; the callee
      * closes it (4009). Must not free c now (STYLE rule 7). */

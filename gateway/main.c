@@ -1,5 +1,8 @@
 /* roomcastd: load the config, run one node on one libuv loop, stop cleanly
- * on SIGINT/SIGTERM by draining (a second one exits at once).
+ * on SIGINT/SIGTERM by draining (a second one exits at once). With
+ * `workers` > 1 this process is the supervisor (supervisor.c) and runs
+ * the node in worker processes: this binary again, with RC_WORKER_INDEX
+ * set (worker.c). docs/WORKERS.md.
  * SPDX-License-Identifier: MIT */
 #include <signal.h>
 #include <stdio.h>
@@ -11,9 +14,13 @@
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/node.h"
+#include "gateway/supervisor.h"
+#include "gateway/worker.h"
 
 typedef struct app {
-    rc_node_t *node;
+    rc_node_t *node;     /* the node, or the worker's node */
+    rc_worker_t *worker; /* set in a worker process */
+    rc_supervisor_t *sv; /* set in a supervisor */
     uv_signal_t sigint, sigterm;
     int signals;
 } app_t;
@@ -24,10 +31,30 @@ static void on_signal(uv_signal_t *s, int signum)
 
     if (++app->signals > 1) {
         rc_log(RC_LOG_WARN, "exit_now", "signal=%d", signum);
+        if (app->sv)
+            rc_supervisor_kill(app->sv);
         _exit(0);
     }
     rc_log(RC_LOG_INFO, "signal", "signal=%d", signum);
-    rc_node_drain(app->node);
+    if (app->sv)
+        rc_supervisor_drain(app->sv);
+    else
+        rc_node_drain(app->node);
+}
+
+/* RC_WORKER_INDEX: -1 when unset (not a worker), else the index. */
+static int worker_index(const rc_config_t *cfg)
+{
+    const char *s = getenv(RC_WORKER_ENV);
+    char *end;
+    long i;
+
+    if (!s)
+        return -1;
+    i = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || i < 0 || i >= (long)cfg->workers)
+        return -2;
+    return (int)i;
 }
 
 int main(int argc, char **argv)
@@ -36,7 +63,7 @@ int main(int argc, char **argv)
     rc_config_t *cfg = NULL;
     char err[512] = "";
     app_t app = {0};
-    int lvl;
+    int lvl, widx, code = 0;
 
     signal(SIGPIPE, SIG_IGN);
     switch (rc_config_load(argc, argv, NULL, &cfg, err, sizeof(err))) {
@@ -51,9 +78,20 @@ int main(int argc, char **argv)
     lvl = rc_log_level_parse(cfg->log_level);
     rc_log_set_level(lvl < 0 ? RC_LOG_INFO : (rc_log_level_t)lvl);
 
+    widx = worker_index(cfg);
     uv_loop_init(&loop);
-    app.node = rc_node_create(&loop, cfg, err, sizeof(err));
-    if (!app.node) {
+    if (widx == -2) {
+        snprintf(err, sizeof(err), "%s must be 0..workers-1", RC_WORKER_ENV);
+    } else if (widx >= 0) {
+        app.worker =
+            rc_worker_create(&loop, cfg, (unsigned)widx, err, sizeof(err));
+        app.node = app.worker ? rc_worker_node(app.worker) : NULL;
+    } else if (cfg->workers > 1) {
+        app.sv = rc_supervisor_create(&loop, cfg, argv, err, sizeof(err));
+    } else {
+        app.node = rc_node_create(&loop, cfg, err, sizeof(err));
+    }
+    if (!app.node && !app.sv) {
         fprintf(stderr, "roomcastd: %s\n", err);
         uv_loop_close(&loop);
         rc_config_destroy(cfg);
@@ -74,11 +112,17 @@ int main(int argc, char **argv)
 
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
-    rc_node_destroy(app.node);
+    if (app.sv)
+        code = rc_supervisor_exit_code(app.sv);
+    rc_supervisor_destroy(app.sv);
+    if (app.worker)
+        rc_worker_destroy(app.worker);
+    else
+        rc_node_destroy(app.node);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         rc_log(RC_LOG_WARN, "loop_not_empty", "msg=\"handles left open\"");
     rc_config_destroy(cfg);
-    rc_log(RC_LOG_INFO, "exit", "code=0");
-    return 0;
+    rc_log(RC_LOG_INFO, "exit", "code=%d", code);
+    return code;
 }

@@ -1,20 +1,28 @@
-/* Node counters and the publish-to-deliver latency histogram. Plain
- * counters owned by the node; rendered by rc_metrics_render().
+/* Node counters, the publish-to-deliver latency histogram, and their
+ * rendering: rc_metrics_render() (Prometheus text for GET /metrics) and
+ * rc_metrics_render_stats() (one JSON line for GET /stats). Plain counters
+ * owned by the node; the gauges are measured by the node at render time.
  * SPDX-License-Identifier: MIT */
 #ifndef RC_METRICS_H
 #define RC_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapter/adapter.h"
 #include "auth/auth.h"
+#include "common/buf.h"
 
 #define RC_METRICS_LAT_BUCKETS 16
 
+/* Why a client's publish was dropped before it reached the adapter. (Data
+ * that is not JSON cannot get here: rc_proto_parse refuses the frame, and
+ * what arrives from Redis is checked by the adapter, which counts its own
+ * drops.) */
 typedef enum rc_drop_reason {
-    RC_DROP_BAD_JSON = 0, /* published data that is not JSON */
-    RC_DROP_TOO_BIG,      /* published data over max_publish */
-    RC_DROP_NO_MEMORY,
+    RC_DROP_TOO_BIG = 0, /* published data over max_publish */
+    RC_DROP_NO_MEMORY,   /* the data could not be encoded for the adapter */
     RC_DROP_REASON_COUNT
 } rc_drop_reason_t;
 
@@ -49,8 +57,13 @@ typedef struct rc_metrics {
     uint64_t heartbeat_closes;
     uint64_t publishes;
     uint64_t upgrades_refused;
-    uint64_t auth_timeouts;
+    uint64_t auth_timeouts;    /* no auth frame within auth_timeout_ms */
+    uint64_t catchups;         /* rooms caught up after a lost subscription */
+    uint64_t catchup_messages; /* messages read from history for them */
+    uint64_t catchup_failures; /* history unavailable: held frames only */
+    uint64_t catchup_gaps;     /* history no longer held the whole gap */
     uint64_t token_expired_closes;
+    uint64_t drain_clients_moved; /* sent `reconnect` by a drain */
     uint64_t resumes_accepted;
     uint64_t resumes_refused[RC_RESUME_REFUSAL_COUNT];
     uint64_t auth_failures[RC_AUTH_REASON_COUNT];
@@ -65,5 +78,29 @@ extern const double rc_metrics_lat_bounds[RC_METRICS_LAT_BUCKETS];
 
 void rc_metrics_observe_latency(rc_metrics_t *m, uint64_t ns);
 const char *rc_drop_reason_str(rc_drop_reason_t r);
+
+/* What the node measures when it is asked, next to its counters. The
+ * strings are borrowed for the render call. */
+typedef struct rc_metrics_gauges {
+    const char *node_id;
+    const char *state; /* "serving", "draining" or "stopping" */
+    const char *adapter;
+    uint64_t connections;
+    uint64_t pending_auth;
+    uint64_t rooms;
+    uint64_t memberships;
+    uint64_t queue_bytes; /* queued to clients, not yet written */
+    bool ready;           /* takes new clients */
+    bool draining;
+} rc_metrics_gauges_t;
+
+/* Appends the Prometheus text exposition (version 0.0.4) of m and g to b,
+ * then every metric of ad (borrowed; its ops->metrics emits them, each
+ * rendered as roomcast_<name>). */
+void rc_metrics_render(const rc_metrics_t *m, const rc_metrics_gauges_t *g,
+                       const rc_adapter_t *ad, rc_buf_t *b);
+/* Appends the one-line JSON summary of /stats to b. */
+void rc_metrics_render_stats(const rc_metrics_t *m,
+                             const rc_metrics_gauges_t *g, rc_buf_t *b);
 
 #endif /* RC_METRICS_H */

@@ -1,287 +1,57 @@
-/* The node: lws callbacks, sessions (auth, requests, replies), timers
- * (heartbeat, auth deadline, token expiry) and the admin endpoints.
+/* The node's lifecycle: rc_node_create (the hub, the adapter through
+ * rc_adapter_create, the verifier, the admin listener, the lws context on
+ * the node's loop), rc_node_stop, rc_node_destroy, and the glue between
+ * the adapter and the hub (the adapter's sink, the hub's room_open and
+ * room_close). The rest of the node is one concern per file; see
+ * node_internal.h for the list.
  *
  * Path of a message (see docs/ARCHITECTURE.md): the adapter frames it once
  * (rc_adapter_frame_msg) and calls on_adapter_deliver -> rc_hub_deliver,
- * which pushes one ref onto each member's queue and asks lws for WRITEABLE;
- * on_writeable copies the queued frames into one buffer and makes one
- * lws_write(LWS_WRITE_RAW) of it.
+ * which pushes one ref onto each member's queue; a queue that was empty
+ * puts its client on the flush list (writer.c), written once at the end of
+ * the loop iteration, so everything queued for a client leaves in one
+ * lws_write(LWS_WRITE_RAW); WRITEABLE is used only when the socket is full.
  * SPDX-License-Identifier: MIT */
 #include "gateway/node.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <libwebsockets.h>
 
 #include "adapter/adapter.h"
 #include "auth/auth.h"
-#include "auth/sealed.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "gateway/admin.h"
-#include "gateway/conn.h"
 #include "gateway/hub.h"
-#include "gateway/metrics.h"
-#include "gateway/proto.h"
+#include "gateway/node_internal.h"
 
-#define SUBPROTOCOL "roomcast.v1"
 /* lws reads ws payload into a per-connection buffer of this size; larger
- * frames arrive in several RECEIVE calls and are reassembled here. Small,
- * because it is paid by every idle client. */
+ * frames arrive in several RECEIVE calls and are reassembled (session.c).
+ * Small, because it is paid by every idle client. */
 #define RX_CHUNK 128
-/* One write coalesces queued frames up to this many bytes. */
-#define WBUF_CAP (64 * 1024)
-/* A close that cannot be delivered (peer not reading) is forced after. */
-#define CLOSE_GRACE_S 5
-#define HB_SLICES 10
-/* The drain tells clients to move in waves, one every DRAIN_TICK_MS. */
-#define DRAIN_TICK_MS 50
 /* uv handles the node owns: five timers, the flush check and its idle. */
 #define NODE_HANDLES 7
 
-struct rc_node {
-    uv_loop_t *loop;
-    const rc_config_t *cfg;
-    rc_auth_t *auth; /* NULL in dev_no_auth mode */
-    struct lws_context *lws;
-    rc_hub_t *hub;
-    rc_adapter_t *adapter;
-    rc_admin_t *admin;
-    rc_metrics_t metrics;
-
-    rc_list_t conns; /* rc_conn.in_server */
-    uint32_t nconns;
-    rc_conn_t *hb_cursor; /* next conn the heartbeat sweep visits */
-    rc_list_t pending;    /* rc_conn.in_timer, by auth deadline */
-    uint32_t npending;
-    rc_conn_t **exp_heap; /* min-heap on exp_ms */
-    uint32_t exp_len, exp_cap;
-
-    uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
-    uint64_t stop_started;
-    int draining;
-    uint64_t drain_started; /* loop ms */
-    uint32_t drain_total;   /* clients when the drain began */
-    uint32_t drain_told;    /* clients sent `reconnect` so far */
-    uint64_t clients_moved;
-    rc_msg_t *ping; /* shared ping frame */
-    unsigned char *wbuf;
-    rc_conn_t **flush; /* see on_flush; NULL where a listed conn was freed */
-    uint32_t flush_len, flush_cap;
-    uv_check_t flush_check;
-    uv_idle_t flush_idle;
-    uint64_t session_seed, session_ctr;
-    unsigned char resume_key[32];
-    size_t resume_key_len;
-    int stopping;
-    int handles_open;
-};
-
-/* ---------------------------------------------------------------- utils */
-
-static int64_t wall_ms(void)
+int64_t rc__node_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uv_timeval64_t tv;
+
+    if (uv_gettimeofday(&tv) != 0)
+        return 0; /* only with a NULL argument */
+    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static uint64_t mono_ns(void)
+const char *rc__node_state(const rc_node_t *n)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    return n->stopping ? "stopping" : n->draining ? "draining" : "serving";
 }
 
-static uint32_t loop_ms(const rc_node_t *n)
-{
-    return (uint32_t)uv_now(n->loop);
-}
-
-static uint64_t next_session(rc_node_t *n)
-{
-    /* splitmix64 over a random seed: unique per node, unguessable enough
-     * for a log correlation id (resume tokens are signed separately). */
-    uint64_t z = n->session_seed + (++n->session_ctr) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void on_auth_timer(uv_timer_t *t);
-static void on_flush(uv_check_t *h);
-static void on_flush_idle(uv_idle_t *h);
-static void on_exp_timer(uv_timer_t *t);
-void rc_node_drain(rc_node_t *n);
-
-/* ---------------------------------------------------------- expiry heap */
-
-static void heap_set(rc_node_t *n, uint32_t i, rc_conn_t *c)
-{
-    n->exp_heap[i] = c;
-    c->exp_slot = i + 1;
-}
-
-static void heap_up(rc_node_t *n, uint32_t i)
-{
-    rc_conn_t *c = n->exp_heap[i];
-    while (i > 0) {
-        uint32_t p = (i - 1) / 2;
-        if (n->exp_heap[p]->exp_ms <= c->exp_ms)
-            break;
-        heap_set(n, i, n->exp_heap[p]);
-        i = p;
-    }
-    heap_set(n, i, c);
-}
-
-static void heap_down(rc_node_t *n, uint32_t i)
-{
-    rc_conn_t *c = n->exp_heap[i];
-    for (;;) {
-        uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        int64_t best = c->exp_ms;
-        if (l < n->exp_len && n->exp_heap[l]->exp_ms < best)
-            m = l, best = n->exp_heap[l]->exp_ms;
-        if (r < n->exp_len && n->exp_heap[r]->exp_ms < best)
-            m = r;
-        if (m == i)
-            break;
-        heap_set(n, i, n->exp_heap[m]);
-        i = m;
-    }
-    heap_set(n, i, c);
-}
-
-static void exp_arm(rc_node_t *n)
-{
-    int64_t due;
-
-    if (n->stopping)
-        return;
-    if (!n->exp_len) {
-        uv_timer_stop(&n->exp_timer);
-        return;
-    }
-    due = n->exp_heap[0]->exp_ms - (int64_t)uv_now(n->loop);
-    uv_timer_start(&n->exp_timer, on_exp_timer, due > 0 ? (uint64_t)due : 0, 0);
-}
-
-static void exp_remove(rc_node_t *n, rc_conn_t *c)
-{
-    uint32_t i;
-    rc_conn_t *last;
-
-    if (!c->exp_slot)
-        return;
-    i = c->exp_slot - 1;
-    c->exp_slot = 0;
-    last = n->exp_heap[--n->exp_len];
-    if (last != c) {
-        n->exp_heap[i] = last;
-        last->exp_slot = i + 1;
-        heap_up(n, i);
-        heap_down(n, last->exp_slot - 1);
-    }
-}
-
-static void exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms)
-{
-    /* The token's exp (plus leeway) moved onto the loop clock. */
-    int64_t left = exp_unix_ms + n->cfg->jwt_leeway_ms - wall_ms();
-
-    exp_remove(n, c);
-    c->exp_ms = (int64_t)uv_now(n->loop) + (left > 0 ? left : 0);
-    if (n->exp_len == n->exp_cap) {
-        n->exp_cap = n->exp_cap ? n->exp_cap * 2 : 256;
-        n->exp_heap =
-            rc_xrealloc(n->exp_heap, n->exp_cap * sizeof(*n->exp_heap));
-    }
-    heap_set(n, n->exp_len++, c);
-    heap_up(n, n->exp_len - 1);
-}
-
-/* ------------------------------------------------------------- sending */
-
-/* Queue an owned frame to one client (drops the ref). */
-static void send_owned(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
-{
-    if (!m)
-        return; /* allocation failed: the reply is lost, the client lives */
-    if (rc_hub_send(n->hub, c, m) != RC_OK)
-        rc_log(RC_LOG_DEBUG, "reply_dropped", "session=%016" PRIx64,
-               c->session);
-    rc_msg_unref(m);
-}
-
-static void send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
-                       const char *code, const char *message)
-{
-    send_owned(
-        n, c,
-        rc_proto_error(req && req->has_id, req ? req->id : 0, code, message));
-}
-
-/* Ask for a close with code once queued frames are out (STYLE rule 7: the
- * close happens in WRITEABLE, never under a caller's feet). */
-static void conn_close(rc_node_t *n, rc_conn_t *c, uint16_t code)
-{
-    if (!c->wsi)
-        return;
-    if (c->state != RC_CONN_CLOSING || !c->close_code) {
-        c->state = RC_CONN_CLOSING;
-        c->close_code = code;
-    }
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
-    lws_callback_on_writable(c->wsi);
-    (void)n;
-}
-
-/* c's queue went from empty to not empty: write it at the end of this
- * loop iteration (on_flush). */
-static void hub_wake(void *ctx, rc_conn_t *c)
-{
-    rc_node_t *n = ctx;
-
-    if (!c->wsi || c->flush_slot)
-        return;
-    if (n->stopping) { /* the flush handles are closing */
-        lws_callback_on_writable(c->wsi);
-        return;
-    }
-    if (n->flush_len == n->flush_cap) {
-        n->flush_cap = n->flush_cap ? n->flush_cap * 2 : 256;
-        n->flush = rc_xrealloc(n->flush, n->flush_cap * sizeof(*n->flush));
-    }
-    n->flush[n->flush_len++] = c;
-    c->flush_slot = n->flush_len;
-    if (n->flush_len == 1) {
-        uv_check_start(&n->flush_check, on_flush);
-        /* A frame queued by a timer must not wait for poll to return. */
-        uv_idle_start(&n->flush_idle, on_flush_idle);
-    }
-}
-
-static void hub_slow(void *ctx, rc_conn_t *c)
-{
-    rc_node_t *n = ctx;
-
-    n->metrics.slow_consumer_closes++;
-    rc_log(RC_LOG_INFO, "slow_consumer", "session=%016" PRIx64, c->session);
-    c->close_code = 4009;
-    conn_close(n, c, 4009);
-    /* Its socket is not writable, so lws may not service it soon: wake lws
-     * so that it arms the grace timeout set by conn_close. */
-    if (n->lws)
-        lws_cancel_service(n->lws);
-}
+/* ------------------------------------------- adapter sink and hub glue */
 
 static void hub_room_open(void *ctx, rc_room_t *room)
 {
@@ -292,18 +62,18 @@ static void hub_room_open(void *ctx, rc_room_t *room)
 static void hub_room_close(void *ctx, rc_room_t *room)
 {
     rc_node_t *n = ctx;
+
+    rc__catchup_room_closed(room);
     if (n->adapter) /* NULL once the node stopped */
         n->adapter->ops->room_close(n->adapter, room->name);
 }
 
-static void hub_cancel(void *ctx, rc_member_t *m);
-
 static const rc_hub_ops_t hub_ops = {
-    .wake = hub_wake,
-    .slow = hub_slow,
+    .wake = rc__writer_wake,
+    .slow = rc__writer_slow,
     .room_open = hub_room_open,
     .room_close = hub_room_close,
-    .cancel = hub_cancel,
+    .cancel = rc__session_cancel,
 };
 
 static void on_adapter_deliver(void *ctx, void *token, rc_msg_t *m)
@@ -322,6 +92,10 @@ static void on_adapter_control(void *ctx, const char *cmd)
 {
     rc_node_t *n = ctx;
 
+    if (n->role.control) {
+        n->role.control(n->role.ctx, cmd);
+        return;
+    }
     if (strcmp(cmd, "drain") == 0)
         rc_node_drain(n);
     else
@@ -336,16 +110,15 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
     size_t l = 0;
     char addr[300];
 
+    if (n->role.node_info)
+        return n->role.node_info(n->role.ctx, buf, len);
     snprintf(addr, sizeof(addr), "%s:%d", n->cfg->listen_host,
              n->cfg->listen_port);
     o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "id", n->cfg->node_id,
-                  "addr", addr, "state",
-                  n->stopping   ? "stopping"
-                  : n->draining ? "draining"
-                                : "serving",
-                  "connections", (json_int_t)n->nconns, "rooms",
+                  "addr", addr, "state", rc__node_state(n), "connections",
+                  (json_int_t)n->nconns, "rooms",
                   (json_int_t)rc_hub_room_count(n->hub), "ts",
-                  (json_int_t)wall_ms());
+                  (json_int_t)rc__node_wall_ms());
     txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (txt && strlen(txt) < len) {
         l = strlen(txt);
@@ -356,1543 +129,14 @@ static size_t on_adapter_node_info(void *ctx, char *buf, size_t len)
     return l;
 }
 
-/* One lws_write carrying as many queued frames as fit (from the head
- * frame's first byte: lws keeps what the kernel did not take, so we never
- * hold a partly written frame). Returns -1 when the socket failed. */
-static int write_queued(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
-{
-    uint32_t cnt = rc_outq_count(&c->outq), k = 0;
-    const unsigned char *p;
-    size_t len = 0;
-    uint64_t now;
-
-    if (cnt == 1 || rc_outq_peek(&c->outq, 0)->len >= WBUF_CAP) {
-        /* Zero copy: the shared frame itself. */
-        rc_msg_t *m = rc_outq_peek(&c->outq, 0);
-        p = rc_msg_bytes(m);
-        len = m->len;
-        k = 1;
-    } else {
-        for (; k < cnt; k++) {
-            rc_msg_t *m = rc_outq_peek(&c->outq, k);
-            if (len + m->len > WBUF_CAP)
-                break;
-            memcpy(n->wbuf + len, rc_msg_bytes(m), m->len);
-            len += m->len;
-        }
-        p = n->wbuf;
-    }
-    /* lws keeps what the kernel did not take, asks for WRITEABLE itself
-     * and sends it before anything else, so a short write needs nothing
-     * from us. */
-    if (lws_write(wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0)
-        return -1;
-    now = mono_ns();
-    for (uint32_t i = 0; i < k; i++) {
-        rc_msg_t *m = rc_outq_peek(&c->outq, i);
-        if (m->t_pub_ns && now > m->t_pub_ns)
-            rc_metrics_observe_latency(&n->metrics, now - m->t_pub_ns);
-    }
-    n->metrics.frames_out += k;
-    n->metrics.bytes_out += len;
-    n->metrics.writes++;
-    rc_outq_pop(&c->outq, k);
-    return 0;
-}
-
-/* One WRITEABLE: one lws_write carrying as many queued frames as fit. */
-static int on_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
-{
-    if (rc_outq_count(&c->outq) == 0) {
-        if (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent) {
-            /* lws 4.1 drops the socket without a close frame when
-             * WRITEABLE returns -1 (and on timeouts), so send the close
-             * frame here and let the peer's answer (or the timeout) end
-             * the connection. */
-            unsigned char cf[4] = {0x80 | RC_WS_OP_CLOSE, 2,
-                                   (unsigned char)(c->close_code >> 8),
-                                   (unsigned char)c->close_code};
-            c->close_sent = 1;
-            if (lws_write(wsi, cf, sizeof(cf), LWS_WRITE_RAW) < 0)
-                return -1;
-            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_GRACE_S);
-            return 0;
-        }
-        return 0; /* spurious WRITEABLE */
-    }
-    if (write_queued(n, c, wsi) < 0)
-        return -1;
-    if (rc_outq_count(&c->outq) ||
-        (c->state == RC_CONN_CLOSING && c->close_code && !c->close_sent))
-        lws_callback_on_writable(wsi);
-    return 0;
-}
-
-/* The flush list: clients whose queue went from empty to not empty in
- * this loop iteration. It is written once, after the iteration's I/O
- * callbacks (uv_check), so every frame queued for a client meanwhile
- * leaves in one write, and a client whose socket has room is written
- * without the round trip through lws_callback_on_writable -> epoll_ctl ->
- * epoll_wait -> WRITEABLE -> epoll_ctl that would otherwise cost as much
- * as the send itself (the Redis beforeSleep / handleClientsWithPendingWrites
- * pattern).
- *
- * This is the one place that calls lws_write outside WRITEABLE (a
- * departure from STYLE rule 6, see docs/ARCHITECTURE.md). It is safe
- * because it writes only when lws holds no partial output for the socket
- * (lws_partial_buffered), only whole frames, and never once the client or
- * we started closing: the ordering lws protects with its one-write rule
- * (a buffered partial goes out before anything else) still holds. */
-static void flush_conn(rc_node_t *n, rc_conn_t *c)
-{
-    struct lws *wsi = c->wsi;
-
-    if (!wsi)
-        return;
-    if (c->state == RC_CONN_CLOSING || c->peer_closed ||
-        lws_partial_buffered(wsi)) {
-        lws_callback_on_writable(wsi);
-        return;
-    }
-    if (rc_outq_count(&c->outq) == 0)
-        return;
-    if (write_queued(n, c, wsi) < 0) {
-        /* The socket is dead (lws marked it unusable); nothing up the
-         * stack holds c (the flush loop reads no more of it). */
-        rc_outq_pop(&c->outq, rc_outq_count(&c->outq));
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
-        return;
-    }
-    n->metrics.direct_writes++;
-    if (rc_outq_count(&c->outq))
-        lws_callback_on_writable(wsi); /* more than one write's worth */
-}
-
-static void on_flush(uv_check_t *h)
-{
-    rc_node_t *n = h->data;
-
-    /* Re-read flush_len: a flush may queue to another client. */
-    for (uint32_t i = 0; i < n->flush_len; i++) {
-        rc_conn_t *c = n->flush[i];
-        if (!c)
-            continue; /* freed after it was listed */
-        c->flush_slot = 0;
-        flush_conn(n, c);
-    }
-    n->flush_len = 0;
-    uv_check_stop(&n->flush_check);
-    uv_idle_stop(&n->flush_idle);
-}
-
-static void on_flush_idle(uv_idle_t *h)
-{
-    (void)h; /* only keeps the loop from blocking in poll before on_flush */
-}
-
-/* ----------------------------------------------------------- sessions */
-
-static void make_resume(rc_node_t *n, rc_conn_t *c, char *out, size_t len)
-{
-    char payload[RC_AUTH_MAX_SUB + 64];
-    rc_sealed_keys_t keys = {n->resume_key, n->resume_key_len, NULL, 0};
-    int plen;
-
-    plen = snprintf(payload, sizeof(payload), "1|%016" PRIx64 "|%" PRId64 "|%s",
-                    c->session, wall_ms() + n->cfg->resume_ttl_ms,
-                    c->id ? rc_identity_sub(c->id) : "");
-    if (plen < 0 || (size_t)plen >= sizeof(payload) ||
-        rc_sealed_seal(&keys, payload, (size_t)plen, out, len) != RC_OK)
-        out[0] = '\0';
-}
-
-/* rooms (stolen; NULL when not resumed) lists the restored rooms. */
-static void send_welcome(rc_node_t *n, rc_conn_t *c, json_t *rooms)
-{
-    char session[17], resume[1024];
-    json_t *w;
-
-    snprintf(session, sizeof(session), "%016" PRIx64, c->session);
-    make_resume(n, c, resume, sizeof(resume));
-    w = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "op", "welcome", "session",
-                  session, "node", n->cfg->node_id, "resume", resume,
-                  "heartbeat_ms", (json_int_t)n->cfg->heartbeat_ms, "resumed",
-                  rooms != NULL);
-    if (w && rooms)
-        json_object_set_new(w, "rooms", rooms);
-    else
-        json_decref(rooms);
-    if (w) {
-        send_owned(n, c, rc_proto_json(w));
-        json_decref(w);
-    }
-    c->welcomed = 1;
-}
-
-static void start_session(rc_node_t *n, rc_conn_t *c);
-
-/* The connection authenticated (at upgrade or by its first frame). */
-static void conn_open(rc_node_t *n, rc_conn_t *c)
-{
-    c->state = RC_CONN_OPEN;
-    if (c->id)
-        exp_set(n, c, rc_identity_exp_ms(c->id));
-    exp_arm(n);
-    start_session(n, c);
-}
-
-static void pending_remove(rc_node_t *n, rc_conn_t *c)
-{
-    if (!rc_list_empty(&c->in_timer)) {
-        rc_list_remove(&c->in_timer);
-        n->npending--;
-    }
-}
-
-static void count_auth_failure(rc_node_t *n, rc_auth_reason_t r)
-{
-    if (r > RC_AUTH_OK && r < RC_AUTH_REASON_COUNT)
-        n->metrics.auth_failures[r]++;
-}
-
-static bool may_join(const rc_node_t *n, const rc_conn_t *c, const char *r)
-{
-    return c->id ? rc_identity_may_join(c->id, r) : n->cfg->dev_no_auth;
-}
-
-static bool may_publish(const rc_node_t *n, const rc_conn_t *c, const char *r)
-{
-    return c->id ? rc_identity_may_publish(c->id, r) : n->cfg->dev_no_auth;
-}
-
-/* A request waiting for the adapter (history or publish). The adapter may
- * answer before the call returns (local) or much later (Redis); the client
- * may be gone by then, so the op is linked on its conn and cut loose by
- * conn_free (c = NULL) or by leaving the room (member = NULL). */
-typedef struct op {
-    rc_list_t in_conn;
-    rc_node_t *n;
-    rc_conn_t *c;
-    rc_member_t *member;
-    bool has_id, has_since;
-    int64_t id;
-    uint64_t since;
-    struct resume_ctx *parent; /* set for the rooms of a resume */
-    uint32_t index;
-    char room[RC_ROOM_MAX + 1];
-} op_t;
-
-static op_t *op_create(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
-{
-    op_t *op = rc_xmalloc(sizeof(*op));
-
-    op->n = n;
-    op->c = c;
-    op->member = NULL;
-    op->has_id = req->has_id;
-    op->id = req->id;
-    op->has_since = req->has_since;
-    op->since = req->since;
-    op->parent = NULL;
-    op->index = 0;
-    snprintf(op->room, sizeof(op->room), "%s", req->room ? req->room : "");
-    rc_list_push(&c->ops, &op->in_conn);
-    return op;
-}
-
-static void op_destroy(op_t *op)
-{
-    rc_list_remove(&op->in_conn);
-    if (op->member)
-        op->member->pending = NULL;
-    free(op);
-}
-
-static void op_error(op_t *op, const char *code, const char *message)
-{
-    send_owned(op->n, op->c, rc_proto_error(op->has_id, op->id, code, message));
-}
-
-static void hub_cancel(void *ctx, rc_member_t *m)
-{
-    op_t *op = m->pending;
-    (void)ctx;
-    op->member = NULL;
-    m->pending = NULL;
-}
-
-static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
-                             bool recovered, rc_msg_t *const *msgs,
-                             size_t nmsgs);
-
-/* Queue a member's history after since, then what was held while it
- * synced, and make it live. */
-static void replay_and_go_live(rc_node_t *n, rc_member_t *mb, uint64_t since,
-                               rc_msg_t *const *msgs, size_t nmsgs)
-{
-    if (since > mb->last_seq)
-        mb->last_seq = since;
-    for (size_t i = 0; i < nmsgs; i++) {
-        if (msgs[i]->seq <= mb->last_seq)
-            continue;
-        mb->last_seq = msgs[i]->seq;
-        if (rc_hub_send(n->hub, mb->conn, msgs[i]) != RC_OK)
-            break;
-        n->metrics.deliveries++;
-    }
-    n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
-}
-
-static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
-                       rc_msg_t *const *msgs, size_t nmsgs)
-{
-    op_t *op = arg;
-    rc_node_t *n = op->n;
-    rc_member_t *mb = op->member;
-
-    if (op->parent) {
-        resume_room_done(op, err, latest, recovered, msgs, nmsgs);
-        return;
-    }
-    if (!op->c) {
-        op_destroy(op); /* the client is gone */
-        return;
-    }
-    if (err != RC_OK) {
-        if (mb)
-            rc_hub_leave_member(n->hub, mb);
-        op_error(op, "internal", "history unavailable");
-        op_destroy(op);
-        return;
-    }
-    send_owned(n, op->c,
-               rc_proto_ok_room(op->has_id, op->id, op->room, true, latest,
-                                op->has_since ? recovered : -1));
-    if (!mb) {
-        op_destroy(op); /* it left the room while we waited */
-        return;
-    }
-    mb->pending = NULL;
-    op->member = NULL;
-    /* Without since the client starts at the latest seq; with since, the
-     * missed ones are replayed; then what arrived live while we waited,
-     * with no gap or duplicate (last_seq drops what was queued already). */
-    replay_and_go_live(n, mb, op->has_since ? op->since : latest, msgs,
-                       op->has_since ? nmsgs : 0);
-    op_destroy(op);
-}
-
-static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
-{
-    rc_member_t *mb;
-    rc_err_t err;
-    op_t *op;
-
-    if (!may_join(n, c, req->room)) {
-        send_error(n, c, req, "forbidden", "token does not allow this room");
-        return;
-    }
-    if (!rc_hub_member(n->hub, c, req->room) &&
-        c->nrooms >= n->cfg->max_rooms) {
-        send_error(n, c, req, "too_many_rooms", "max_rooms reached");
-        return;
-    }
-    err = rc_hub_join(n->hub, c, req->room, &mb);
-    if (err == RC_EEXIST && mb->pending) {
-        send_error(n, c, req, "bad_request", "join already in progress");
-        return;
-    }
-    op = op_create(n, c, req);
-    if (err == RC_OK) {
-        /* A new member waits for its history; live frames are held. */
-        op->member = mb;
-        mb->pending = op;
-        rc_hub_sync_begin(n->hub, mb);
-    } else {
-        /* Already a member: answer with the seq, replay nothing (it is
-         * live already, and a replay could reorder its stream). */
-        op->has_since = false;
-    }
-    if (n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
-                                 on_history, op) != RC_OK) {
-        if (op->member)
-            rc_hub_leave_member(n->hub, op->member);
-        op_error(op, "internal", "history unavailable");
-        op_destroy(op);
-    }
-}
-
-static void on_published(void *arg, rc_err_t err, uint64_t seq)
-{
-    op_t *op = arg;
-
-    if (op->c) {
-        if (err != RC_OK) {
-            op_error(op, "internal", "publish failed");
-        } else {
-            op->n->metrics.publishes++;
-            send_owned(
-                op->n, op->c,
-                rc_proto_ok_room(op->has_id, op->id, op->room, true, seq, -1));
-        }
-    }
-    op_destroy(op);
-}
-
-static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
-{
-    char *data;
-    size_t len;
-    op_t *op;
-
-    if (!may_publish(n, c, req->room)) {
-        send_error(n, c, req, "forbidden", "token does not allow publishing");
-        return;
-    }
-    data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!data) {
-        send_error(n, c, req, "internal", "cannot encode data");
-        return;
-    }
-    len = strlen(data);
-    if (len > n->cfg->max_publish) {
-        n->metrics.drops[RC_DROP_TOO_BIG]++;
-        send_error(n, c, req, "bad_request", "data larger than max_publish");
-        free(data);
-        return;
-    }
-    op = op_create(n, c, req);
-    if (n->adapter->ops->publish(n->adapter, op->room, data, len, on_published,
-                                 op) != RC_OK) {
-        op_error(op, "internal", "publish failed");
-        op_destroy(op);
-    }
-    free(data);
-}
-
-/* ------------------------------------------------------------- resume */
-
-/* Snapshot: {"sub":S,"rooms":[[room,last_seq],...]}, kept by the adapter
- * for resume_ttl so that whichever node the client comes back to can
- * restore it. Owned string or NULL. */
-static char *snapshot_json(const rc_conn_t *c, bool will_flush, size_t *len)
-{
-    json_t *o = json_object(), *rooms = json_array();
-    rc_list_t *it;
-    char *s;
-
-    rc_list_foreach(it, &c->members)
-    {
-        const rc_member_t *mb = rc_container_of(it, rc_member_t, in_conn);
-        uint64_t seq = mb->last_seq;
-        /* last_seq is what was queued. A drain flushes the queue before
-         * the close; a client that is gone never got what is still in it,
-         * so its resume must start before that. */
-        for (uint32_t i = 0; !will_flush && i < rc_outq_count(&c->outq); i++) {
-            const rc_msg_t *m = rc_outq_peek(&c->outq, i);
-            if (m->seq && m->seq <= seq && m->room_len == mb->room->len &&
-                memcmp(rc_msg_bytes(m) + m->room_off, mb->room->name,
-                       m->room_len) == 0)
-                seq = m->seq - 1;
-        }
-        json_array_append_new(
-            rooms, json_pack("[s, I]", mb->room->name, (json_int_t)seq));
-    }
-    json_object_set_new(o, "sub", json_string(rc_identity_sub(c->id)));
-    json_object_set_new(o, "rooms", rooms);
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    *len = s ? strlen(s) : 0;
-    return s;
-}
-
-/* Store c's snapshot. will_flush: its queue will still be written (drain),
- * else what is queued is lost (the client is gone). cb (may be NULL) runs
- * once the backend has it; returns false (and never calls cb) when there is
- * nothing to store. */
-static bool save_session(rc_node_t *n, rc_conn_t *c, bool will_flush,
-                         rc_adapter_done_cb cb, void *arg)
-{
-    char sid[17], *json;
-    size_t len;
-
-    if (c->saved || !c->id || c->state == RC_CONN_PENDING_AUTH ||
-        rc_list_empty(&c->members) || !n->adapter)
-        return false;
-    c->saved = 1;
-    json = snapshot_json(c, will_flush, &len);
-    if (!json)
-        return false;
-    snprintf(sid, sizeof(sid), "%016" PRIx64, c->session);
-    n->adapter->ops->session_save(n->adapter, sid, json, len,
-                                  n->cfg->resume_ttl_ms, cb, arg);
-    free(json);
-    return true;
-}
-
-typedef struct resume_room {
-    rc_member_t *mb; /* NULL when the room was not restored */
-    uint64_t since, latest;
-    bool recovered, ok;
-    rc_msg_t **msgs; /* refs held until the welcome went out */
-    size_t nmsgs;
-    char room[RC_ROOM_MAX + 1];
-} resume_room_t;
-
-typedef struct resume_ctx {
-    op_t op; /* op.c is the client, cut loose if it goes */
-    size_t n, pending;
-    resume_room_t rooms[];
-} resume_ctx_t;
-
-static void resume_free(resume_ctx_t *rs)
-{
-    for (size_t i = 0; i < rs->n; i++) {
-        for (size_t j = 0; j < rs->rooms[i].nmsgs; j++)
-            rc_msg_unref(rs->rooms[i].msgs[j]);
-        free(rs->rooms[i].msgs);
-    }
-    op_destroy(&rs->op); /* frees rs: op is its first member */
-}
-
-/* Every room answered: welcome first, then each room's missed messages
- * and what arrived live meanwhile, as for join with since. */
-static void resume_finish(resume_ctx_t *rs)
-{
-    rc_node_t *n = rs->op.n;
-    rc_conn_t *c = rs->op.c;
-    json_t *list;
-
-    if (!c) {
-        resume_free(rs);
-        return;
-    }
-    list = json_array();
-    for (size_t i = 0; i < rs->n; i++) {
-        resume_room_t *rr = &rs->rooms[i];
-        if (rr->ok && rr->mb)
-            json_array_append_new(list,
-                                  json_pack("{s:s, s:I, s:b}", "room", rr->room,
-                                            "seq", (json_int_t)rr->latest,
-                                            "recovered", rr->recovered));
-    }
-    n->metrics.resumes_accepted++;
-    send_welcome(n, c, list);
-    for (size_t i = 0; i < rs->n; i++) {
-        resume_room_t *rr = &rs->rooms[i];
-        if (rr->mb)
-            replay_and_go_live(n, rr->mb, rr->since, rr->msgs, rr->nmsgs);
-    }
-    resume_free(rs);
-}
-
-static void resume_room_done(op_t *op, rc_err_t err, uint64_t latest,
-                             bool recovered, rc_msg_t *const *msgs,
-                             size_t nmsgs)
-{
-    resume_ctx_t *rs = op->parent;
-    resume_room_t *rr = &rs->rooms[op->index];
-
-    rr->mb = op->member; /* NULL if it left (or the client went) */
-    if (rr->mb)
-        rr->mb->pending = NULL;
-    op->member = NULL;
-    if (err == RC_OK && rr->mb) {
-        rr->ok = true;
-        rr->latest = latest;
-        rr->recovered = recovered;
-        rr->msgs = nmsgs ? rc_xmalloc(nmsgs * sizeof(*rr->msgs)) : NULL;
-        for (size_t i = 0; i < nmsgs; i++)
-            rr->msgs[i] = rc_msg_ref(msgs[i]);
-        rr->nmsgs = nmsgs;
-    } else if (rr->mb) {
-        rc_hub_leave_member(op->n->hub, rr->mb);
-        rr->mb = NULL;
-    }
-    op_destroy(op);
-    if (--rs->pending == 0)
-        resume_finish(rs);
-}
-
-static void resume_refused(rc_node_t *n, rc_conn_t *c, rc_resume_refusal_t why)
-{
-    n->metrics.resumes_refused[why]++;
-    rc_log(RC_LOG_INFO, "resume_refused", "session=%016" PRIx64 " why=%s",
-           c->session, rc_resume_refusal_str(why));
-    send_welcome(n, c, NULL);
-}
-
-static void on_session_taken(void *arg, rc_err_t err, bool used,
-                             const char *json, size_t len)
-{
-    resume_ctx_t *rs = arg;
-    rc_node_t *n = rs->op.n;
-    rc_conn_t *c = rs->op.c;
-    json_t *root = NULL, *rooms;
-    size_t i, k = 0;
-    resume_ctx_t *big;
-
-    if (!c) {
-        resume_free(rs);
-        return;
-    }
-    if (err != RC_OK || used || !json) {
-        resume_refused(n, c,
-                       err != RC_OK ? RC_RESUME_BACKEND
-                       : used       ? RC_RESUME_USED
-                                    : RC_RESUME_NO_SNAPSHOT);
-        resume_free(rs);
-        return;
-    }
-    root = json_loadb(json, len, 0, NULL);
-    rooms = json_object_get(root, "rooms");
-    if (!json_is_array(rooms) ||
-        !json_is_string(json_object_get(root, "sub")) ||
-        strcmp(json_string_value(json_object_get(root, "sub")),
-               rc_identity_sub(c->id)) != 0) {
-        json_decref(root);
-        resume_refused(n, c, RC_RESUME_BAD_SNAPSHOT);
-        resume_free(rs);
-        return;
-    }
-    /* Grow the context to hold every room, then join each one the
-     * current token still allows and fetch its history after since. */
-    big = rc_xrealloc(rs, sizeof(*rs) +
-                              json_array_size(rooms) * sizeof(resume_room_t));
-    /* realloc moved the op: relink it on the conn's list */
-    big->op.in_conn.next->prev = &big->op.in_conn;
-    big->op.in_conn.prev->next = &big->op.in_conn;
-    rs = big;
-    rs->n = 0;
-    rs->pending = 1; /* held until every room was asked */
-    for (i = 0; i < json_array_size(rooms); i++) {
-        json_t *e = json_array_get(rooms, i);
-        const char *room = json_string_value(json_array_get(e, 0));
-        json_t *seq = json_array_get(e, 1);
-        resume_room_t *rr = &rs->rooms[rs->n];
-        rc_member_t *mb;
-        op_t *op;
-        rc_req_t fake;
-
-        if (!room || !json_is_integer(seq) ||
-            !rc_room_name_valid(room, strlen(room)) || !may_join(n, c, room) ||
-            c->nrooms >= n->cfg->max_rooms)
-            continue;
-        if (rc_hub_join(n->hub, c, room, &mb) != RC_OK)
-            continue;
-        memset(rr, 0, sizeof(*rr));
-        snprintf(rr->room, sizeof(rr->room), "%s", room);
-        rr->since = (uint64_t)json_integer_value(seq);
-        memset(&fake, 0, sizeof(fake));
-        fake.room = room;
-        fake.has_since = true;
-        fake.since = rr->since;
-        op = op_create(n, c, &fake);
-        op->parent = rs;
-        op->index = (uint32_t)rs->n;
-        op->member = mb;
-        mb->pending = op;
-        rc_hub_sync_begin(n->hub, mb);
-        rs->n++;
-        rs->pending++;
-        k++;
-        if (n->adapter->ops->history(n->adapter, room, true, rr->since,
-                                     on_history, op) != RC_OK)
-            resume_room_done(op, RC_EBACKEND, 0, false, NULL, 0);
-    }
-    json_decref(root);
-    if (--rs->pending == 0)
-        resume_finish(rs);
-}
-
-/* The welcome, after restoring the session named by a valid resume token
- * (bound to the JWT's sub, unexpired, usable once). Anything else is
- * refused quietly: resumed:false. */
-static void start_session(rc_node_t *n, rc_conn_t *c)
-{
-    char payload[RC_AUTH_MAX_SUB + 64], sid[17], *tok = c->resume;
-    rc_sealed_keys_t keys = {n->resume_key, n->resume_key_len, NULL, 0};
-    size_t plen = 0;
-    unsigned long long expiry;
-    int off = 0;
-    resume_ctx_t *rs;
-    rc_req_t fake;
-
-    c->resume = NULL;
-    if (!tok || !c->id) {
-        free(tok);
-        send_welcome(n, c, NULL);
-        return;
-    }
-    if (rc_sealed_open(&keys, tok, strlen(tok), payload, sizeof(payload) - 1,
-                       &plen) != RC_OK) {
-        free(tok);
-        resume_refused(n, c, RC_RESUME_FORGED);
-        return;
-    }
-    free(tok);
-    payload[plen] = '\0';
-    if (sscanf(payload, "1|%16[0-9a-f]|%llu|%n", sid, &expiry, &off) != 2 ||
-        off == 0) {
-        resume_refused(n, c, RC_RESUME_MALFORMED);
-        return;
-    }
-    if ((int64_t)expiry < wall_ms()) {
-        resume_refused(n, c, RC_RESUME_EXPIRED);
-        return;
-    }
-    if (strcmp(payload + off, rc_identity_sub(c->id)) != 0) {
-        resume_refused(n, c, RC_RESUME_OTHER_SUB);
-        return;
-    }
-    memset(&fake, 0, sizeof(fake));
-    rs = rc_xcalloc(1, sizeof(*rs));
-    {
-        op_t *op = op_create(n, c, &fake);
-        rs->op = *op;
-        /* move the list link from the temporary op to rs->op */
-        rc_list_remove(&op->in_conn);
-        free(op);
-        rc_list_init(&rs->op.in_conn);
-        rc_list_push(&c->ops, &rs->op.in_conn);
-    }
-    if (n->adapter->ops->session_take(n->adapter, sid, n->cfg->resume_ttl_ms,
-                                      on_session_taken, rs) != RC_OK) {
-        resume_free(rs);
-        resume_refused(n, c, RC_RESUME_BACKEND);
-    }
-}
-
-static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
-{
-    rc_identity_t *id = NULL;
-    rc_auth_reason_t r;
-    rc_list_t *it, *tmp;
-
-    if (!n->auth) {
-        send_owned(n, c, rc_proto_ok_exp(req->has_id, req->id, 0));
-        return;
-    }
-    r = rc_auth_verify(n->auth, req->token, req->token_len, wall_ms(), &id);
-    if (r != RC_AUTH_OK) {
-        count_auth_failure(n, r);
-        send_error(n, c, req,
-                   r == RC_AUTH_EXPIRED ? "token_expired" : "unauthorized",
-                   rc_auth_reason_str(r));
-        return;
-    }
-    if (strcmp(rc_identity_sub(id), rc_identity_sub(c->id)) != 0) {
-        rc_identity_destroy(id);
-        send_error(n, c, req, "unauthorized", "refresh must keep the sub");
-        return;
-    }
-    rc_identity_destroy(c->id);
-    c->id = id;
-    /* Rights may have shrunk: leave what the new token no longer allows. */
-    rc_list_foreach_safe(it, tmp, &c->members)
-    {
-        rc_member_t *mb = rc_container_of(it, rc_member_t, in_conn);
-        if (!rc_identity_may_join(id, mb->room->name))
-            rc_hub_leave_member(n->hub, mb);
-    }
-    exp_set(n, c, rc_identity_exp_ms(id));
-    exp_arm(n);
-    send_owned(
-        n, c,
-        rc_proto_ok_exp(req->has_id, req->id, rc_identity_exp_ms(id) / 1000));
-}
-
-/* Authenticate from the first frame. Returns -1 to close now. */
-static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
-                          const char *buf, size_t len)
-{
-    rc_req_t req;
-    const char *code, *msg;
-    rc_auth_reason_t r = RC_AUTH_MALFORMED;
-    rc_err_t err = rc_proto_parse(buf, len, &req, &code, &msg);
-
-    if (err == RC_OK && req.op == RC_OP_AUTH) {
-        r = rc_auth_verify(n->auth, req.token, req.token_len, wall_ms(),
-                           &c->id);
-        if (req.resume && strlen(req.resume) < 1024) {
-            free(c->resume);
-            c->resume = rc_xstrdup(req.resume);
-        }
-    } else if (err == RC_OK)
-        r = RC_AUTH_MISSING;
-    rc_req_dispose(&req);
-    pending_remove(n, c);
-    if (r != RC_AUTH_OK) {
-        count_auth_failure(n, r);
-        rc_log(RC_LOG_INFO, "auth_refused", "source=frame reason=%s",
-               rc_auth_reason_str(r));
-        lws_close_reason(wsi, (enum lws_close_status)4001,
-                         (unsigned char *)rc_auth_reason_str(r),
-                         strlen(rc_auth_reason_str(r)));
-        return -1;
-    }
-    conn_open(n, c);
-    return 0;
-}
-
-static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
-                           size_t len)
-{
-    rc_req_t req;
-    const char *code, *msg;
-
-    if (rc_proto_parse(buf, len, &req, &code, &msg) != RC_OK) {
-        n->metrics.bad_requests++;
-        send_error(n, c, &req, code, msg);
-        rc_req_dispose(&req);
-        return;
-    }
-    switch (req.op) {
-    case RC_OP_JOIN:
-        do_join(n, c, &req);
-        break;
-    case RC_OP_LEAVE:
-        if (rc_hub_leave(n->hub, c, req.room) != RC_OK)
-            send_error(n, c, &req, "not_joined", "not a member of room");
-        else
-            send_owned(
-                n, c,
-                rc_proto_ok_room(req.has_id, req.id, req.room, false, 0, -1));
-        break;
-    case RC_OP_PUBLISH:
-        do_publish(n, c, &req);
-        break;
-    case RC_OP_PING:
-        send_owned(n, c, rc_proto_ok(req.has_id, req.id));
-        break;
-    case RC_OP_REFRESH:
-        do_refresh(n, c, &req);
-        break;
-    case RC_OP_AUTH:
-        n->metrics.bad_requests++;
-        send_error(n, c, &req, "bad_request", "already authenticated");
-        break;
-    }
-    rc_req_dispose(&req);
-}
-
-/* A whole inbound message. Returns -1 to close the connection now. */
-static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
-                      const char *buf, size_t len, bool binary)
-{
-    n->metrics.frames_in++;
-    if (!rc_conn_rate_take(c, loop_ms(n), n->cfg->rate_limit,
-                           n->cfg->rate_burst)) {
-        n->metrics.rate_limited++;
-        /* Still sending a whole burst more while refused: cut it off. */
-        if (++c->strikes > n->cfg->rate_burst) {
-            n->metrics.rate_limit_closes++;
-            lws_close_reason(wsi, (enum lws_close_status)4008, NULL, 0);
-            return -1;
-        }
-        /* The refusal still answers the request's id (the contract's one
-         * reply per id); reading it is the only work done for the frame. */
-        {
-            json_t *root = json_loadb(buf, len, 0, NULL);
-            json_t *id = json_object_get(root, "id");
-            send_owned(
-                n, c,
-                rc_proto_error(json_is_integer(id),
-                               json_is_integer(id) ? json_integer_value(id) : 0,
-                               "rate_limited", "slow down"));
-            json_decref(root);
-        }
-        return 0;
-    }
-    c->strikes = 0;
-    if (c->state == RC_CONN_PENDING_AUTH)
-        return do_first_frame(n, c, wsi, buf, len);
-    if (c->state != RC_CONN_OPEN)
-        return 0; /* closing: ignore what still comes in */
-    if (binary) {
-        n->metrics.bad_requests++;
-        send_error(n, c, NULL, "bad_request", "frames must be JSON text");
-        return 0;
-    }
-    handle_request(n, c, buf, len);
-    return 0;
-}
-
-static int on_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
-                      const char *in, size_t len)
-{
-    size_t remaining = lws_remaining_packet_payload(wsi);
-    bool final = lws_is_final_fragment(wsi);
-    unsigned char *nb;
-
-    c->last_rx_ms = loop_ms(n);
-    if ((uint64_t)c->rx_len + len + remaining > n->cfg->max_frame) {
-        n->metrics.oversize_closes++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-        return -1;
-    }
-    if (c->rx_len == 0 && final)
-        return on_message(n, c, wsi, in, len, lws_frame_is_binary(wsi));
-    /* A message split over several reads: gather it, bounded above. */
-    nb = rc_tryrealloc(c->rx, c->rx_len + len + 1);
-    if (!nb) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
-        return -1;
-    }
-    c->rx = nb;
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += (uint32_t)len;
-    if (final) {
-        int rc = on_message(n, c, wsi, (const char *)c->rx, c->rx_len,
-                            lws_frame_is_binary(wsi));
-        free(c->rx);
-        c->rx = NULL;
-        c->rx_len = 0;
-        return rc;
-    }
-    return 0;
-}
-
-/* ----------------------------------------------------- upgrade and HTTP */
-
-static const char *http_reason(unsigned int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 404:
-        return "Not Found";
-    case 426:
-        return "Upgrade Required";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Error";
-    }
-}
-
-/* Refuse an HTTP request (or an upgrade before it happens) with a short
- * JSON body, then close. The response is written whole, status line
- * included: lws would answer HTTP/1.0 this early in the request, which
- * strict WebSocket clients reject. */
-static int http_refuse(struct lws *wsi, unsigned int status, const char *body)
-{
-    unsigned char buf[LWS_PRE + 768];
-    char *p = (char *)buf + LWS_PRE;
-    size_t cap = sizeof(buf) - LWS_PRE;
-    int n;
-
-    n = snprintf(p, cap,
-                 "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
-                 "content-length: %zu\r\n%sconnection: close\r\n\r\n%s",
-                 status, http_reason(status), strlen(body),
-                 status == 503 ? "retry-after: 1\r\n" : "", body);
-    if (n > 0 && (size_t)n < cap)
-        (void)lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP);
-    /* Refused: close after the response instead of keeping it alive. */
-    return -1;
-}
-
-static bool offers_subprotocol(struct lws *wsi, bool *offered_any)
-{
-    char buf[256], *tok, *save = NULL;
-
-    *offered_any = false;
-    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_PROTOCOL) <= 0)
-        return false;
-    for (tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t l = strlen(tok);
-        while (l && (tok[l - 1] == ' ' || tok[l - 1] == '\t'))
-            tok[--l] = '\0';
-        if (l)
-            *offered_any = true;
-        if (strcmp(tok, SUBPROTOCOL) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int refuse_auth(rc_node_t *n, struct lws *wsi, rc_auth_reason_t r,
-                       const char *source)
-{
-    char body[160];
-
-    count_auth_failure(n, r);
-    n->metrics.upgrades_refused++;
-    rc_log(RC_LOG_INFO, "auth_refused", "source=%s reason=%s", source,
-           rc_auth_reason_str(r));
-    snprintf(body, sizeof(body),
-             "{\"error\":\"unauthorized\",\"reason\":\"%s\"}",
-             rc_auth_reason_str(r));
-    return http_refuse(wsi, 401, body);
-}
-
-/* Decide an upgrade before it happens: path, subprotocol, capacity, token.
- * On success the new conn hangs off the wsi's opaque pointer. */
-static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
-{
-    /* The token buffer is on the stack only here, for one call. */
-    char path[256], tok[RC_AUTH_MAX_TOKEN + 64];
-    const char *token = NULL, *source = NULL;
-    size_t token_len = 0;
-    rc_identity_t *id = NULL;
-    rc_conn_t *c;
-    bool any;
-    int l;
-
-    if (n->stopping || n->draining) {
-        n->metrics.upgrades_refused++;
-        return http_refuse(wsi, 503, "{\"error\":\"draining\"}");
-    }
-    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
-        strcmp(path, n->cfg->ws_path) != 0) {
-        n->metrics.upgrades_refused++;
-        return http_refuse(wsi, 404, "{\"error\":\"not_found\"}");
-    }
-    if (!offers_subprotocol(wsi, &any) && any) {
-        n->metrics.upgrades_refused++;
-        return http_refuse(
-            wsi, 400,
-            "{\"error\":\"bad_subprotocol\",\"expected\":\"" SUBPROTOCOL "\"}");
-    }
-    if (n->cfg->max_connections && n->nconns >= n->cfg->max_connections) {
-        n->metrics.upgrades_refused++;
-        return http_refuse(wsi, 503, "{\"error\":\"full\"}");
-    }
-
-    /* Token sources in the contract's order: header, query, first frame. */
-    l = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (l > 0) {
-        if (l > (int)sizeof(tok) - 1)
-            return refuse_auth(n, wsi, RC_AUTH_TOO_LONG, "header");
-        lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
-        if (strncasecmp(tok, "Bearer ", 7) == 0) {
-            token = tok + 7;
-            while (*token == ' ')
-                token++;
-            token_len = strlen(token);
-            source = "header";
-        }
-    }
-    if (!token) {
-        const char *q =
-            lws_get_urlarg_by_name(wsi, "token=", tok, (int)sizeof(tok) - 1);
-        if (q) {
-            token = q;
-            token_len = strlen(q);
-            source = "query";
-        }
-    }
-    if (token && n->auth) {
-        rc_auth_reason_t r =
-            rc_auth_verify(n->auth, token, token_len, wall_ms(), &id);
-        if (r != RC_AUTH_OK)
-            return refuse_auth(n, wsi, r, source);
-    }
-    if (!token && n->auth && n->npending >= n->cfg->max_pending_auth) {
-        n->metrics.upgrades_refused++;
-        return http_refuse(wsi, 503, "{\"error\":\"too_many_pending\"}");
-    }
-
-    c = rc_xmalloc(sizeof(*c));
-    rc_conn_init(c);
-    c->id = id;
-    {
-        const char *rq =
-            lws_get_urlarg_by_name(wsi, "resume=", tok, (int)sizeof(tok) - 1);
-        if (rq && *rq && strlen(rq) < 1024)
-            c->resume = rc_xstrdup(rq);
-    }
-    c->session = next_session(n);
-    c->state = (id || !n->auth) ? RC_CONN_OPEN : RC_CONN_PENDING_AUTH;
-    lws_set_opaque_user_data(wsi, c);
-    return 0;
-}
-
-static void conn_free(rc_node_t *n, rc_conn_t *c)
-{
-    if (n->hb_cursor == c) {
-        rc_list_t *next = c->in_server.next;
-        n->hb_cursor = next == &n->conns
-                           ? NULL
-                           : rc_container_of(next, rc_conn_t, in_server);
-    }
-    if (!rc_list_empty(&c->in_server)) {
-        rc_list_remove(&c->in_server);
-        n->nconns--;
-        n->metrics.conns_closed++;
-    }
-    pending_remove(n, c);
-    exp_remove(n, c);
-    if (c->flush_slot)
-        n->flush[c->flush_slot - 1] = NULL;
-    /* A client that goes away can resume on any node within resume_ttl. */
-    (void)save_session(n, c, false, NULL, NULL);
-    rc_hub_leave_all(n->hub, c);
-    /* Ops still waiting for the adapter outlive the conn; cut them loose. */
-    while (!rc_list_empty(&c->ops)) {
-        op_t *op = rc_container_of(c->ops.next, op_t, in_conn);
-        rc_list_remove(&op->in_conn);
-        op->c = NULL;
-    }
-    rc_identity_destroy(c->id);
-    rc_conn_dispose(c);
-    free(c);
-}
-
-static void on_established(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
-{
-    c->wsi = wsi;
-    c->last_rx_ms = c->refill_ms = loop_ms(n);
-    c->tokens = n->cfg->rate_burst * 1000;
-    rc_list_push(&n->conns, &c->in_server);
-    n->nconns++;
-    n->metrics.conns_opened++;
-    if (c->state == RC_CONN_PENDING_AUTH) {
-        c->deadline_ms = (int64_t)uv_now(n->loop) + n->cfg->auth_timeout_ms;
-        rc_list_push(&n->pending, &c->in_timer);
-        n->npending++;
-        if (!uv_is_active((uv_handle_t *)&n->auth_timer))
-            uv_timer_start(&n->auth_timer, on_auth_timer,
-                           (uint64_t)n->cfg->auth_timeout_ms, 0);
-        return;
-    }
-    conn_open(n, c);
-}
-
-static int callback(struct lws *wsi, enum lws_callback_reasons reason,
-                    void *user, void *in, size_t len)
-{
-    struct lws_context *ctx = lws_get_context(wsi);
-    rc_node_t *n = lws_context_user(ctx);
-    rc_conn_t *c = lws_get_opaque_user_data(wsi);
-
-    (void)user;
-    switch (reason) {
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        if (strcmp((const char *)in, "websocket") != 0)
-            return http_refuse(wsi, 400, "{\"error\":\"bad_upgrade\"}");
-        return on_confirm_upgrade(n, wsi);
-    case LWS_CALLBACK_HTTP:
-        /* Plain HTTP on the client port: only upgrades live here. */
-        return http_refuse(wsi, 426, "{\"error\":\"upgrade_required\"}");
-    case LWS_CALLBACK_ESTABLISHED:
-        if (!c)
-            return -1;
-        on_established(n, c, wsi);
-        return 0;
-    case LWS_CALLBACK_RECEIVE:
-        if (!c)
-            return -1;
-        return on_receive(n, c, wsi, in, len);
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        /* lws answers the close; from now on only WRITEABLE writes. */
-        if (c)
-            c->peer_closed = 1;
-        return 0;
-    case LWS_CALLBACK_RECEIVE_PONG:
-        if (c)
-            c->last_rx_ms = loop_ms(n);
-        return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        if (!c)
-            return -1;
-        return on_writeable(n, c, wsi);
-    case LWS_CALLBACK_CLOSED:
-    case LWS_CALLBACK_WSI_DESTROY:
-        /* CLOSED for clients that were upgraded; WSI_DESTROY catches the
-         * ones refused between CONFIRM_UPGRADE and ESTABLISHED. */
-        if (c) {
-            lws_set_opaque_user_data(wsi, NULL);
-            c->wsi = NULL;
-            conn_free(n, c);
-        }
-        return 0;
-    default:
-        break;
-    }
-    return 0;
-}
-
-/* -------------------------------------------------------------- timers */
-
-static void on_auth_timer(uv_timer_t *t)
-{
-    rc_node_t *n = t->data;
-    int64_t now = (int64_t)uv_now(n->loop);
-
-    while (!rc_list_empty(&n->pending)) {
-        rc_conn_t *c = rc_container_of(n->pending.next, rc_conn_t, in_timer);
-        if (c->deadline_ms > now) {
-            uv_timer_start(t, on_auth_timer, (uint64_t)(c->deadline_ms - now),
-                           0);
-            return;
-        }
-        pending_remove(n, c);
-        n->metrics.auth_timeouts++;
-        n->metrics.auth_failures[RC_AUTH_MISSING]++;
-        conn_close(n, c, 4001);
-    }
-}
-
-static void on_exp_timer(uv_timer_t *t)
-{
-    rc_node_t *n = t->data;
-    int64_t now = (int64_t)uv_now(n->loop);
-
-    while (n->exp_len && n->exp_heap[0]->exp_ms <= now) {
-        rc_conn_t *c = n->exp_heap[0];
-        exp_remove(n, c);
-        n->metrics.token_expired_closes++;
-        send_error(n, c, NULL, "token_expired", "token expired");
-        conn_close(n, c, 4001);
-    }
-    exp_arm(n);
-}
-
-/* Each tick visits a slice of the connections, so a heartbeat costs the
- * same every tick instead of a burst of pings every interval. */
-static void on_hb_timer(uv_timer_t *t)
-{
-    rc_node_t *n = t->data;
-    uint32_t now = loop_ms(n), budget = n->nconns / HB_SLICES + 1;
-    uint32_t dead_after = (uint32_t)(2 * n->cfg->heartbeat_ms);
-
-    while (budget-- && n->nconns) {
-        rc_conn_t *c = n->hb_cursor;
-        rc_list_t *next;
-        if (!c)
-            c = rc_container_of(n->conns.next, rc_conn_t, in_server);
-        next = c->in_server.next;
-        n->hb_cursor = next == &n->conns
-                           ? NULL
-                           : rc_container_of(next, rc_conn_t, in_server);
-        if (c->state == RC_CONN_CLOSING)
-            continue;
-        if (now - c->last_rx_ms > dead_after) {
-            n->metrics.heartbeat_closes++;
-            rc_log(RC_LOG_INFO, "heartbeat_timeout", "session=%016" PRIx64,
-                   c->session);
-            /* A silent peer will not read a close frame. Kill it now: an
-             * async kill would wait for lws to service something, which an
-             * idle socket never makes it do. We are in our own timer, not
-             * in a callback of this wsi, and c is not touched after. */
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
-            continue;
-        }
-        if (rc_hub_send(n->hub, c, n->ping) != RC_OK)
-            continue;
-    }
-}
-
-/* --------------------------------------------------------------- drain */
-
-static void send_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
-{
-    char resume[1024];
-    json_t *f;
-
-    make_resume(n, c, resume, sizeof(resume));
-    f = json_pack("{s:s, s:s, s:I, s:s}", "op", "reconnect", "reason", "drain",
-                  "after_ms", (json_int_t)after_ms, "resume", resume);
-    if (f) {
-        send_owned(n, c, rc_proto_json(f));
-        json_decref(f);
-    }
-    n->clients_moved++;
-    /* Queued frames go out first; the close follows them (conn_close). */
-    conn_close(n, c, 1012);
-}
-
-/* The snapshot reached the backend: only now may the client be told to
- * move, or it could reach another node before its session does. */
-static void on_snapshot_saved(void *arg, rc_err_t err)
-{
-    op_t *op = arg;
-
-    if (op->c) {
-        if (err != RC_OK)
-            rc_log(RC_LOG_WARN, "snapshot_failed", "session=%016" PRIx64,
-                   op->c->session);
-        send_reconnect(op->n, op->c, (uint32_t)op->since);
-    }
-    op_destroy(op);
-}
-
-static void tell_reconnect(rc_node_t *n, rc_conn_t *c, uint32_t after_ms)
-{
-    rc_req_t none;
-    op_t *op;
-
-    if (c->state == RC_CONN_PENDING_AUTH) {
-        pending_remove(n, c);
-        conn_close(n, c, 1012);
-        return;
-    }
-    memset(&none, 0, sizeof(none));
-    op = op_create(n, c, &none);
-    op->since = after_ms;
-    /* No deliveries from here on (the snapshot's seqs are final), but no
-     * close either until the reconnect frame is queued. */
-    c->moving = 1;
-    if (!save_session(n, c, true, on_snapshot_saved, op)) {
-        op_destroy(op);
-        send_reconnect(n, c, after_ms);
-    }
-}
-
-/* Each tick tells the share of clients that the elapsed part of the drain
- * window calls for, so the surviving nodes see a steady arrival rate. */
-static void on_drain_tick(uv_timer_t *t)
-{
-    rc_node_t *n = t->data;
-    uint64_t elapsed = uv_now(n->loop) - n->drain_started;
-    uint64_t window = (uint64_t)n->cfg->drain_window_ms;
-    uint64_t due, jitter;
-    rc_list_t *it;
-
-    if (n->nconns == 0 || elapsed >= (uint64_t)n->cfg->drain_timeout_ms) {
-        rc_log(RC_LOG_INFO, "drain_done",
-               "left=%u moved=%" PRIu64 " ms=%" PRIu64, n->nconns,
-               n->clients_moved, elapsed);
-        uv_timer_stop(t);
-        rc_node_stop(n);
-        return;
-    }
-    due = elapsed + DRAIN_TICK_MS >= window
-              ? n->drain_total
-              : n->drain_total * (elapsed + DRAIN_TICK_MS) / window;
-    /* after_ms spreads each wave's reconnects over its own tick. */
-    jitter = DRAIN_TICK_MS;
-    rc_list_foreach(it, &n->conns)
-    {
-        rc_conn_t *c = rc_container_of(it, rc_conn_t, in_server);
-        if (n->drain_told >= due)
-            break;
-        if (c->state == RC_CONN_CLOSING || c->moving)
-            continue;
-        n->drain_told++;
-        tell_reconnect(
-            n, c, (uint32_t)((n->session_ctr + n->drain_told) * 7919 % jitter));
-    }
-}
-
-void rc_node_drain(rc_node_t *n)
-{
-    if (n->draining || n->stopping)
-        return;
-    n->draining = 1;
-    n->adapter->ops->announce(n->adapter);
-    n->drain_started = uv_now(n->loop);
-    n->drain_total = n->nconns;
-    rc_log(RC_LOG_INFO, "drain_start",
-           "connections=%u window_ms=%" PRId64 " timeout_ms=%" PRId64,
-           n->nconns, n->cfg->drain_window_ms, n->cfg->drain_timeout_ms);
-    uv_timer_start(&n->drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
-}
-
-/* ------------------------------------------------------- admin routes */
-
-/* An adapter's metric, as Prometheus text into the rc_buf_t at ctx. */
-static void emit_metric(void *ctx, rc_metric_kind_t kind, const char *name,
-                        const char *help, uint64_t value)
-{
-    rc_buf_printf(ctx,
-                  "# HELP roomcast_%s %s\n# TYPE roomcast_%s %s\n"
-                  "roomcast_%s %" PRIu64 "\n",
-                  name, help, name,
-                  kind == RC_METRIC_COUNTER ? "counter" : "gauge", name, value);
-}
-
-static void render_metrics(rc_node_t *n, rc_buf_t *b)
-{
-    const rc_metrics_t *m = &n->metrics;
-    uint64_t qbytes = 0, cum = 0;
-    rc_list_t *it;
-
-    rc_list_foreach(it, &n->conns)
-    {
-        qbytes +=
-            rc_outq_bytes(&rc_container_of(it, rc_conn_t, in_server)->outq);
-    }
-#define G(name, help, v)                                                       \
-    rc_buf_printf(b,                                                           \
-                  "# HELP roomcast_" name " " help "\n# TYPE roomcast_" name   \
-                  " gauge\nroomcast_" name " %" PRIu64 "\n",                   \
-                  (uint64_t)(v))
-#define C(name, help, v)                                                       \
-    rc_buf_printf(b,                                                           \
-                  "# HELP roomcast_" name " " help "\n# TYPE roomcast_" name   \
-                  " counter\nroomcast_" name " %" PRIu64 "\n",                 \
-                  (uint64_t)(v))
-    G("connections", "Open client connections.", n->nconns);
-    G("pending_auth", "Connections waiting for their auth frame.", n->npending);
-    G("rooms", "Rooms with local members.", rc_hub_room_count(n->hub));
-    G("memberships", "Room memberships on this node.",
-      rc_hub_member_count(n->hub));
-    G("queue_bytes", "Bytes queued to clients, not yet written.", qbytes);
-    G("ready", "1 when the node takes new clients.",
-      !n->stopping && !n->draining && n->adapter->ops->ready(n->adapter));
-    G("draining", "1 while the node drains.", n->draining);
-    C("drain_clients_moved_total", "Clients sent reconnect by a drain.",
-      n->clients_moved);
-    C("resumes_accepted_total", "Sessions restored from a resume token.",
-      m->resumes_accepted);
-    rc_buf_printf(b, "# HELP roomcast_resumes_refused_total Resume tokens "
-                     "refused, by reason.\n# TYPE "
-                     "roomcast_resumes_refused_total counter\n");
-    for (int r = 0; r < RC_RESUME_REFUSAL_COUNT; r++)
-        rc_buf_printf(
-            b, "roomcast_resumes_refused_total{reason=\"%s\"} %" PRIu64 "\n",
-            rc_resume_refusal_str((rc_resume_refusal_t)r),
-            m->resumes_refused[r]);
-    C("connections_opened_total", "Connections upgraded.", m->conns_opened);
-    C("connections_closed_total", "Connections closed.", m->conns_closed);
-    C("frames_in_total", "Frames received from clients.", m->frames_in);
-    C("frames_out_total", "Frames written to clients.", m->frames_out);
-    C("writes_total", "Socket writes (several frames may share one).",
-      m->writes);
-    C("direct_writes_total",
-      "Writes made at the end of a loop iteration without waiting for "
-      "WRITEABLE (a subset of writes_total).",
-      m->direct_writes);
-    C("deliveries_total", "Room messages queued to clients.", m->deliveries);
-    C("bytes_out_total", "Bytes written to clients.", m->bytes_out);
-    C("publishes_total", "Publishes accepted from clients.", m->publishes);
-    C("slow_consumer_closes_total", "Clients closed with 4009.",
-      m->slow_consumer_closes);
-    C("rate_limited_total", "Frames refused by the rate limit.",
-      m->rate_limited);
-    C("rate_limit_closes_total", "Clients closed with 4008.",
-      m->rate_limit_closes);
-    C("bad_requests_total", "Frames answered with bad_request or bad_room.",
-      m->bad_requests);
-    C("oversize_closes_total", "Clients closed with 1009.", m->oversize_closes);
-    C("heartbeat_closes_total", "Clients closed for silence.",
-      m->heartbeat_closes);
-    C("upgrades_refused_total", "Upgrades refused before the handshake.",
-      m->upgrades_refused);
-    C("token_expired_closes_total", "Clients closed when their token expired.",
-      m->token_expired_closes);
-    rc_buf_printf(b, "# HELP roomcast_auth_failures_total Tokens refused, "
-                     "by reason.\n# TYPE roomcast_auth_failures_total "
-                     "counter\n");
-    for (int r = 1; r < RC_AUTH_REASON_COUNT; r++)
-        rc_buf_printf(
-            b, "roomcast_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
-            rc_auth_reason_str((rc_auth_reason_t)r), m->auth_failures[r]);
-    rc_buf_printf(b, "# HELP roomcast_drops_total Published messages dropped, "
-                     "by reason.\n# TYPE roomcast_drops_total counter\n");
-    for (int r = 0; r < RC_DROP_REASON_COUNT; r++)
-        rc_buf_printf(b, "roomcast_drops_total{reason=\"%s\"} %" PRIu64 "\n",
-                      rc_drop_reason_str((rc_drop_reason_t)r), m->drops[r]);
-    rc_buf_printf(b, "# HELP roomcast_publish_deliver_seconds Publish to "
-                     "socket write.\n# TYPE roomcast_publish_deliver_seconds "
-                     "histogram\n");
-    for (int i = 0; i < RC_METRICS_LAT_BUCKETS; i++) {
-        cum += m->lat_buckets[i];
-        if (i == RC_METRICS_LAT_BUCKETS - 1)
-            rc_buf_printf(b,
-                          "roomcast_publish_deliver_seconds_bucket{le=\"+Inf\"}"
-                          " %" PRIu64 "\n",
-                          cum);
-        else
-            rc_buf_printf(b,
-                          "roomcast_publish_deliver_seconds_bucket{le=\"%g\"} "
-                          "%" PRIu64 "\n",
-                          rc_metrics_lat_bounds[i], cum);
-    }
-    rc_buf_printf(b, "roomcast_publish_deliver_seconds_sum %.9f\n",
-                  m->lat_sum_s);
-    rc_buf_printf(b, "roomcast_publish_deliver_seconds_count %" PRIu64 "\n",
-                  m->lat_count);
-    n->adapter->ops->metrics(n->adapter, emit_metric, b);
-#undef G
-#undef C
-}
-
-static void render_stats(rc_node_t *n, rc_buf_t *b)
-{
-    json_t *s = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                          "node", n->cfg->node_id, "state",
-                          n->stopping   ? "stopping"
-                          : n->draining ? "draining"
-                                        : "serving",
-                          "adapter", n->adapter->ops->name, "connections",
-                          (json_int_t)n->nconns, "pending_auth",
-                          (json_int_t)n->npending, "rooms",
-                          (json_int_t)rc_hub_room_count(n->hub), "memberships",
-                          (json_int_t)rc_hub_member_count(n->hub), "deliveries",
-                          (json_int_t)n->metrics.deliveries, "frames_out",
-                          (json_int_t)n->metrics.frames_out, "writes",
-                          (json_int_t)n->metrics.writes);
-    char *txt = s ? json_dumps(s, JSON_COMPACT) : NULL;
-
-    if (txt) {
-        rc_buf_append(b, txt, strlen(txt));
-        rc_buf_append(b, "\n", 1);
-    }
-    free(txt);
-    json_decref(s);
-}
-
-static int admin_handler(void *ctx, const char *method, const char *path,
-                         rc_buf_t *body, const char **ctype)
-{
-    rc_node_t *n = ctx;
-    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-
-    if (strcmp(path, "/healthz") == 0 && get) {
-        rc_buf_printf(body, "ok\n");
-        return 200;
-    }
-    if (strcmp(path, "/readyz") == 0 && get) {
-        if (n->stopping || n->draining) {
-            rc_buf_printf(body, "draining\n");
-            return 503;
-        }
-        if (!n->adapter->ops->ready(n->adapter)) {
-            rc_buf_printf(body, "backend unreachable\n");
-            return 503;
-        }
-        rc_buf_printf(body, "ready\n");
-        return 200;
-    }
-    if (strcmp(path, "/metrics") == 0 && get) {
-        *ctype = "text/plain; version=0.0.4; charset=utf-8";
-        render_metrics(n, body);
-        return 200;
-    }
-    if (strcmp(path, "/stats") == 0 && get) {
-        *ctype = "application/json";
-        render_stats(n, body);
-        return 200;
-    }
-    if (strcmp(path, "/drain") == 0) {
-        if (strcmp(method, "POST") != 0) {
-            rc_buf_printf(body, "use POST\n");
-            return 405;
-        }
-        rc_node_drain(n);
-        rc_buf_printf(body, "draining\n");
-        return 202;
-    }
-    rc_buf_printf(body, "not found\n");
-    return 404;
-}
-
 /* ----------------------------------------------------------- lifecycle */
 
 static const struct lws_protocols protocols[] = {
     /* tx_packet_size: lws caps one send at it, or at rx_buffer_size
      * (+ LWS_PRE + 4) when it is 0: a coalesced write would go out in
      * 276-byte pieces, each through lws's buffer and a POLLOUT. */
-    {SUBPROTOCOL, callback, 0, RX_CHUNK, 0, NULL, WBUF_CAP},
+    {RC_NODE_SUBPROTOCOL, rc__ws_callback, 0, RX_CHUNK, 0, NULL,
+     RC_NODE_WBUF_CAP},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1932,6 +176,11 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     info.foreign_loops = foreign;
     info.port = n->cfg->listen_port;
     info.iface = n->cfg->listen_host;
+    /* Workers listen themselves (listen.c) and hand sockets to lws. */
+    if (n->role.share_port) {
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+        info.iface = NULL;
+    }
     info.protocols = protocols;
     info.user = n;
     info.vhost_name = "roomcast";
@@ -1948,7 +197,7 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
     n->lws = lws_create_context(&info);
-    if (n->lws && !lws_create_vhost(n->lws, &info)) {
+    if (n->lws && !(n->vhost = lws_create_vhost(n->lws, &info))) {
         snprintf(err, errlen, "listen: cannot serve on %s:%d (%s)",
                  n->cfg->listen_host, n->cfg->listen_port,
                  n->cfg->tls_cert ? "address in use or bad TLS files"
@@ -1968,25 +217,58 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
 rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
                           size_t errlen)
 {
+    return rc_node_create_role(loop, cfg, NULL, err, errlen);
+}
+
+int rc_node_admin(rc_node_t *n, const char *method, const char *path,
+                  rc_buf_t *body, const char **ctype)
+{
+    if (n->stopping || !n->adapter) {
+        rc_buf_printf(body, "stopping\n");
+        return 503;
+    }
+    return rc__admin_routes_handle(n, method, path, body, ctype);
+}
+
+void rc_node_announce(rc_node_t *n)
+{
+    if (n->adapter && !n->stopping)
+        n->adapter->ops->announce(n->adapter);
+}
+
+rc_node_t *rc_node_create_role(uv_loop_t *loop, const rc_config_t *cfg,
+                               const rc_node_role_t *role, char *err,
+                               size_t errlen)
+{
     rc_node_t *n = rc_xcalloc(1, sizeof(*n));
     rc_hub_limits_t limits = {cfg->outbound_queue_bytes,
                               cfg->outbound_queue_msgs};
-    rc_adapter_sink_t sink = {on_adapter_deliver, on_adapter_state,
-                              on_adapter_control, on_adapter_node_info, n};
+    rc_adapter_sink_t sink = {
+        .deliver = on_adapter_deliver,
+        .resync = rc__catchup_resync,
+        .state = on_adapter_state,
+        .control = on_adapter_control,
+        .node_info = on_adapter_node_info,
+        .ctx = n,
+    };
 
     n->loop = loop;
     n->cfg = cfg;
+    n->listen_fd = -1;
+    if (role)
+        n->role = *role;
     rc_list_init(&n->conns);
     rc_list_init(&n->pending);
-    n->wbuf = rc_xmalloc(WBUF_CAP);
+    n->wbuf = rc_xmalloc(RC_NODE_WBUF_CAP);
     /* Not empty: lws 4.1 does not pass zero-length pongs to the protocol
-     * callback, and the pong is how a quiet client proves it is alive. */
+     * rc__ws_callback, and the pong is how a quiet client proves it is alive.
+     */
     n->ping = rc_msg_create(RC_WS_OP_PING, "rc", 2);
     if (!n->ping)
         abort(); /* a dozen bytes at startup */
     if (getrandom(&n->session_seed, sizeof(n->session_seed), 0) !=
         (ssize_t)sizeof(n->session_seed))
-        n->session_seed = (uint64_t)wall_ms();
+        n->session_seed = (uint64_t)rc__node_wall_ms();
     if (cfg->resume_secret && cfg->resume_secret_len) {
         n->resume_key_len = cfg->resume_secret_len < sizeof(n->resume_key)
                                 ? cfg->resume_secret_len
@@ -2024,7 +306,7 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
         rc_adapter_config_t acfg = {
             .url = cfg->redis_url,
             .prefix = cfg->key_prefix,
-            .node_id = cfg->node_id,
+            .node_id = n->role.adapter_id ? n->role.adapter_id : cfg->node_id,
             .history_size = cfg->history_size,
             .history_ttl_ms = cfg->history_ttl_ms,
             .max_publish = cfg->max_publish,
@@ -2046,18 +328,21 @@ rc_node_t *rc_node_create(uv_loop_t *loop, const rc_config_t *cfg, char *err,
     uv_idle_init(loop, &n->flush_idle);
     n->flush_check.data = n->flush_idle.data = n;
     n->handles_open = NODE_HANDLES;
-    uv_timer_start(&n->hb_timer, on_hb_timer,
-                   (uint64_t)cfg->heartbeat_ms / HB_SLICES,
-                   (uint64_t)cfg->heartbeat_ms / HB_SLICES);
+    rc__timers_start(n);
 
-    n->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
-                               admin_handler, n, err, errlen);
-    if (!n->admin)
-        goto fail;
+    if (!n->role.no_admin) {
+        n->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
+                                   rc__admin_routes_handle, n, err, errlen);
+        if (!n->admin)
+            goto fail;
+    }
     if (start_lws(n, err, errlen) != RC_OK)
         goto fail;
+    if (n->role.share_port && rc__listen_start(n, err, errlen) != RC_OK)
+        goto fail;
     rc_log(RC_LOG_INFO, "node_started",
-           "node=%s listen=%s:%d admin=%s:%d tls=%d adapter=%s", cfg->node_id,
+           "node=%s listen=%s:%d admin=%s:%d tls=%d adapter=%s",
+           n->role.adapter_id ? n->role.adapter_id : cfg->node_id,
            cfg->listen_host, cfg->listen_port, cfg->admin_host, cfg->admin_port,
            cfg->tls_cert != NULL, n->adapter->ops->name);
     return n;
@@ -2100,10 +385,11 @@ void rc_node_stop(rc_node_t *n)
     {
         rc_conn_t *c = rc_container_of(it, rc_conn_t, in_server);
         if (c->wsi && c->state != RC_CONN_CLOSING)
-            conn_close(n, c, LWS_CLOSE_STATUS_GOINGAWAY);
+            rc__writer_close(n, c, LWS_CLOSE_STATUS_GOINGAWAY);
     }
     rc_admin_destroy(n->admin);
     n->admin = NULL;
+    rc__listen_stop(n);
     if (n->lws)
         lws_context_destroy(n->lws);
     if (n->handles_open == NODE_HANDLES) {

@@ -104,11 +104,9 @@ def get_redis():
 
 def publish(r, room, data):
     """Durable: returns the seq clients will see on this message."""
-    # PROTOCOL section 5 names the room's key, FCALL roomcast_publish 1
-    # roomcast:{<room>}, but the roomcastd of this tree takes the bare room
-    # name as the key (it would publish the keyed form to a room literally
-    # named "roomcast:{<room>}"); switch once the gateway accepts both.
-    return r.fcall("roomcast_publish", 1, room,
+    # PROTOCOL section 5: the one key is the room's key, prefix{room}, so
+    # Redis (and Redis Cluster) routes the call by a key that exists.
+    return r.fcall("roomcast_publish", 1, f"{PREFIX}{{{room}}}",
                    json.dumps(data, separators=(",", ":")))
 
 

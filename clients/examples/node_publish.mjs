@@ -44,11 +44,10 @@ export function mintToken(sub, { rooms, pub = [], ttl = TOKEN_TTL,
 /** Durable: resolves with the seq clients will see on this message. */
 export async function publish(redis, room, data) {
   if (!ROOM_RE.test(room)) throw new Error(`bad room name: ${room}`);
-  // PROTOCOL section 5 names the room's key (roomcast:{<room>}), but the
-  // roomcastd of this tree takes the bare room name as the key; switch
-  // once the gateway accepts both.
+  // PROTOCOL section 5: the one key is the room's key, prefix{room}, so
+  // Redis (and Redis Cluster) routes the call by a key that exists.
   return redis.fCall("roomcast_publish", {
-    keys: [room],
+    keys: [`${PREFIX}{${room}}`],
     arguments: [JSON.stringify(data)],
   });
 }

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "gateway/config.h"
 
 #define ERRLEN 512
@@ -33,6 +35,8 @@ typedef struct fixture {
 
 /* Enough for the HS256 default to load. */
 #define SECRET_ENV "ROOMCAST_JWT_SECRET=s3cret"
+/* A resume secret of the shortest accepted length. */
+#define RESUME32 "0123456789abcdef0123456789abcdef"
 
 static int fx_setup(void **state)
 {
@@ -252,7 +256,7 @@ static void test_file_values(void **state)
                             "  \"history_size\": 3,\n"
                             "  \"history_ttl_ms\": 4,\n"
                             "  \"resume_ttl_ms\": 5,\n"
-                            "  \"resume_secret\": \"rs\",\n"
+                            "  \"resume_secret\": \"" RESUME32 "\",\n"
                             "  \"drain_window_ms\": 6,\n"
                             "  \"drain_timeout_ms\": 7,\n"
                             "  \"log_level\": \"debug\"\n"
@@ -290,8 +294,8 @@ static void test_file_values(void **state)
     assert_int_equal(c->history_size, 3);
     assert_int_equal(c->history_ttl_ms, 4);
     assert_int_equal(c->resume_ttl_ms, 5);
-    assert_string_equal(c->resume_secret, "rs");
-    assert_int_equal(c->resume_secret_len, 2);
+    assert_string_equal(c->resume_secret, RESUME32);
+    assert_int_equal(c->resume_secret_len, 32);
     assert_int_equal(c->drain_window_ms, 6);
     assert_int_equal(c->drain_timeout_ms, 7);
     assert_string_equal(c->log_level, "debug");
@@ -619,7 +623,7 @@ static void test_ranges(void **state)
     load_ok(fx,
             ARGS("--max-frame=16777216", "--heartbeat-ms=3600000",
                  "--jwt-leeway-ms=0", "--outbound-queue-bytes=4096",
-                 "--max-connections=0", "--max-rooms=1"),
+                 "--max-publish=3840", "--max-connections=0", "--max-rooms=1"),
             ARGS(SECRET_ENV));
     assert_int_equal(fx->cfg->max_frame, 16777216);
     assert_int_equal(fx->cfg->heartbeat_ms, 3600000);
@@ -734,10 +738,10 @@ static void test_secret_file(void **state)
     load_ok(fx, ARGS(cfg_arg(fx, arg)), NONE);
     assert_string_equal(fx->cfg->jwt_secret, "viafile");
     snprintf(arg, sizeof(arg), "ROOMCAST_RESUME_SECRET_FILE=%s",
-             write_file(fx, "resume-key\n"));
+             write_file(fx, RESUME32 "\n"));
     load_ok(fx, NONE, ARGS(arg, SECRET_ENV));
-    assert_string_equal(fx->cfg->resume_secret, "resume-key");
-    assert_int_equal(fx->cfg->resume_secret_len, 10);
+    assert_string_equal(fx->cfg->resume_secret, RESUME32);
+    assert_int_equal(fx->cfg->resume_secret_len, 32);
 
     /* Empty after the newline is as good as missing. */
     snprintf(arg, sizeof(arg), "--jwt-secret-file=%s", write_file(fx, "\n"));
@@ -934,6 +938,96 @@ static void test_small_err_buffer(void **state)
     assert_null(cfg);
 }
 
+/* ---- settings that cannot be right ------------------------------------- */
+
+/* A resume secret under 32 bytes is refused from every source; the message
+ * names the key that was used. */
+static void test_resume_secret_too_short(void **state)
+{
+    fixture_t *fx = *state;
+    char arg[512];
+
+    load_fails(fx, ARGS("--resume-secret=0123456789abcdef0123456789abcde"),
+               ARGS(SECRET_ENV), "resume_secret must be at least 32 bytes",
+               "got 31", NULL);
+    load_fails(fx, NONE, ARGS(SECRET_ENV, "ROOMCAST_RESUME_SECRET=rs"),
+               "resume_secret", "got 2", NULL);
+    load_fails(fx, ARGS(cfg_arg(fx, "{\"resume_secret\": \"short\"}")),
+               ARGS(SECRET_ENV), "resume_secret", "got 5", NULL);
+    /* The file form counts what is left after the one stripped newline. */
+    snprintf(arg, sizeof(arg), "--resume-secret-file=%s",
+             write_file(fx, "0123456789abcdef0123456789abcde\n"));
+    load_fails(fx, ARGS(arg), ARGS(SECRET_ENV), "resume_secret_file",
+               "holds 31 bytes", "at least 32", NULL);
+    /* Exactly 32 is the key as given. */
+    load_ok(fx, ARGS("--resume-secret=0123456789abcdef0123456789abcdef"),
+            ARGS(SECRET_ENV));
+    assert_int_equal(fx->cfg->resume_secret_len, 32);
+    assert_memory_equal(fx->cfg->resume_secret,
+                        "0123456789abcdef0123456789abcdef", 32);
+    /* Unset is fine: the node makes a random key of its own. */
+    load_ok(fx, ARGS("--resume-secret="), ARGS(SECRET_ENV));
+    assert_null(fx->cfg->resume_secret);
+}
+
+/* The node keys HMAC with 32 bytes of resume_secret; a longer secret used
+ * to be cut there, so two secrets that differ past byte 32 signed alike.
+ * Now the loader hashes a long secret down: every byte counts. */
+static void test_resume_secret_long_is_hashed(void **state)
+{
+    fixture_t *fx = *state;
+    static const char a[] = "0123456789abcdef0123456789abcdef-node-secret-A";
+    static const char b[] = "0123456789abcdef0123456789abcdef-node-secret-B";
+    unsigned char want[SHA256_DIGEST_LENGTH], got_a[32];
+    char arg[512];
+
+    snprintf(arg, sizeof(arg), "--resume-secret=%s", a);
+    load_ok(fx, ARGS(arg), ARGS(SECRET_ENV));
+    assert_int_equal(fx->cfg->resume_secret_len, 32);
+    SHA256((const unsigned char *)a, strlen(a), want);
+    assert_memory_equal(fx->cfg->resume_secret, want, 32);
+    memcpy(got_a, fx->cfg->resume_secret, 32);
+
+    snprintf(arg, sizeof(arg), "--resume-secret-file=%s", write_file(fx, b));
+    load_ok(fx, ARGS(arg), ARGS(SECRET_ENV));
+    assert_int_equal(fx->cfg->resume_secret_len, 32);
+    assert_true(memcmp(fx->cfg->resume_secret, got_a, 32) != 0);
+    SHA256((const unsigned char *)b, strlen(b), want);
+    assert_memory_equal(fx->cfg->resume_secret, want, 32);
+}
+
+/* One publish of max_publish bytes, framed, must fit in an empty outbound
+ * queue; else it closes every member of its room with 4009. */
+static void test_max_publish_vs_queue(void **state)
+{
+    fixture_t *fx = *state;
+
+    load_fails(fx, ARGS("--outbound-queue-bytes=65536", "--max-publish=65536"),
+               ARGS(SECRET_ENV), "max_publish", "outbound_queue_bytes", "4009",
+               NULL);
+    load_fails(fx, ARGS("--max-publish=2000000"), ARGS(SECRET_ENV),
+               "max_publish (2000000)", "outbound_queue_bytes (1048576)", NULL);
+    load_fails(fx, ARGS("--outbound-queue-bytes=65536", "--max-publish=65281"),
+               ARGS(SECRET_ENV), "max_publish", NULL);
+    load_ok(fx, ARGS("--outbound-queue-bytes=65536", "--max-publish=65280"),
+            ARGS(SECRET_ENV));
+    assert_int_equal(fx->cfg->max_publish, 65280);
+}
+
+/* Found by fuzz_config: a refused value was echoed raw, so a newline in it
+ * made the "one line" error two. Control bytes are escaped now. */
+static void test_error_is_one_line(void **state)
+{
+    fixture_t *fx = *state;
+
+    load_fails(fx, NONE, ARGS(SECRET_ENV, "ROOMCAST_DEV_NO_AUTH=\n"),
+               "dev_no_auth must be true or false, got \"\\n\"", NULL);
+    load_fails(fx, ARGS("--ws-path=/a\r\nb\x01\t"), ARGS(SECRET_ENV), "ws_path",
+               "got \"/a\\r\\nb\\x01\\t\"", NULL);
+    load_fails(fx, ARGS(cfg_arg(fx, "{\"ws_path\": \"/a\\nb\"}")),
+               ARGS(SECRET_ENV), "got \"/a\\nb\"", NULL);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -970,6 +1064,10 @@ int main(void)
         T(test_help_version),
         cmocka_unit_test(test_usage_lists_every_key),
         cmocka_unit_test(test_small_err_buffer),
+        T(test_resume_secret_too_short),
+        T(test_resume_secret_long_is_hashed),
+        T(test_max_publish_vs_queue),
+        T(test_error_is_one_line),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,8 @@
 
 #include "gateway/conn.h"
 
-/* How the node arms a fresh connection's bucket (node.c): full, as of now. */
+/* How the node arms a fresh connection's bucket (ws.c, on_established):
+ * full, as of now. */
 static void arm(rc_conn_t *c, uint32_t now_ms, uint32_t burst)
 {
     rc_conn_init(c);

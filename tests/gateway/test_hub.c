@@ -518,7 +518,7 @@ static void test_nrooms_counts_to_config_bound(void **state)
     const uint32_t want = CONFIG_MAX_ROOMS_BOUND;
     char name[32];
 
-    /* node.c refuses a join when c->nrooms >= max_rooms, so the count must
+    /* session.c refuses a join when c->nrooms >= max_rooms, so the count must
      * reach every value max_rooms may take. */
     for (uint32_t i = 0; i < want; i++) {
         rc_member_t *m = NULL;
@@ -794,6 +794,36 @@ static void test_sync_hold_bound(void **state)
     assert_queue(fx, 0, 0);
 }
 
+static void test_sync_hold_bound_bytes(void **state)
+{
+    fixture_t *fx = *state;
+    /* 1 MiB frames: the byte bound bites long before the frame count. */
+    size_t big = 1024 * 1024;
+    char *payload = calloc(1, big);
+    rc_msg_t *m;
+    rc_member_t *a = join(fx, 0, "r");
+    uint32_t fit;
+
+    assert_non_null(payload);
+    m = rc_msg_create(RC_WS_OP_TEXT, payload, big);
+    free(payload);
+    assert_non_null(m);
+    fit = RC_HUB_MAX_HELD_BYTES / m->len;
+    rc_hub_sync_begin(fx->hub, a);
+    for (uint32_t i = 0; i < fit; i++)
+        assert_int_equal(rc_hub_deliver(fx->hub, "r", m), 0);
+    assert_int_equal(m->refs, 1 + fit);
+    assert_int_equal(fx->slow[0], 0);
+    assert_true(fit < RC_HUB_MAX_HELD);
+    /* The frame that would pass the byte bound closes the syncing member
+     * (the one overflow policy) and releases every held frame. */
+    assert_int_equal(rc_hub_deliver(fx->hub, "r", m), 0);
+    assert_int_equal(fx->slow[0], 1);
+    assert_int_equal(fx->c[0].state, RC_CONN_CLOSING);
+    assert_int_equal(m->refs, 1);
+    rc_msg_unref(m);
+}
+
 /* ---- many rooms and members: both hash tables grow ---- */
 
 #define MANY_CONNS 200
@@ -934,6 +964,7 @@ int main(void)
         T(test_sync_holds_then_replays),
         T(test_sync_leave_releases_held),
         T(test_sync_hold_bound),
+        T(test_sync_hold_bound_bytes),
         T(test_many_rooms_and_members),
     };
 #undef T

@@ -17,3 +17,11 @@ add_test(NAME test_proto COMMAND test_proto)
 add_executable(test_conn ${CMAKE_CURRENT_LIST_DIR}/test_conn.c)
 target_link_libraries(test_conn PRIVATE rc_gateway PkgConfig::CMOCKA)
 add_test(NAME test_conn COMMAND test_conn)
+
+add_executable(test_metrics ${CMAKE_CURRENT_LIST_DIR}/test_metrics.c)
+target_link_libraries(test_metrics PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_metrics COMMAND test_metrics)
+
+add_executable(test_admin ${CMAKE_CURRENT_LIST_DIR}/test_admin.c)
+target_link_libraries(test_admin PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_admin COMMAND test_admin)

@@ -263,7 +263,9 @@ async def connect_slow(node, token):
 
 
 def test_slow_consumer_4009(nodes):
-    node = nodes(flags={"outbound_queue_bytes": 65536, "rate_limit": 100000,
+    # max_publish must fit the small queue (config refuses it otherwise).
+    node = nodes(flags={"outbound_queue_bytes": 65536, "max_publish": 32768,
+                        "rate_limit": 100000,
                         "rate_burst": 100000})
 
     async def main():

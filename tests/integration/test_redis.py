@@ -682,7 +682,8 @@ def test_churn_subscriptions_follow_members(redis, rnodes):
 def parse_table(out):
     lines = [ln for ln in out.splitlines() if ln.strip()]
     head = lines[0].split()
-    assert head == ["ID", "ADDR", "STATE", "CONNS", "ROOMS", "AGE"], lines
+    assert head == ["ID", "ADDR", "STATE", "WORKERS", "CONNS", "ROOMS",
+                    "AGE"], lines
     return {cells[0]: dict(zip(head, cells))
             for cells in (ln.split() for ln in lines[1:])}
 

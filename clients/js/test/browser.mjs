@@ -32,7 +32,10 @@ test("demo chat: two panes, drain node 1, the pane moves to node 2 without a gap
       const b = await cl.node("B", flags);
       srv = await serve(0);
       const token = mintJwt({ sub: "demo", ttl: 3600 });
-      const q = new URLSearchParams({ a: a.url, b: b.url, token, room: ROOM,
+      // The page imports the client from node B (GET /roomcast.js on its
+      // client port): the module a browser runs is the one the node serves.
+      const lib = b.url.replace(/^ws:/, "http:").replace(/\/ws$/, "/roomcast.js");
+      const q = new URLSearchParams({ a: a.url, b: b.url, token, room: ROOM, lib,
         drain: `kill -TERM ${a.pid}    # node 1 (A): drains, clients move to node 2 (B)` });
       const page_url = `http://127.0.0.1:${srv.address().port}/demo/index.html?${q}`;
 

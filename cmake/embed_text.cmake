@@ -1,7 +1,7 @@
 # Turns a text file into a C source that defines one string constant with
 # its bytes: cmake -DIN=file -DOUT=file.c -DNAME=symbol -P embed_text.cmake
-# Used at build time (adapter/CMakeLists.txt); the output lives in the build
-# directory only.
+# Used at build time (adapter/ and gateway/CMakeLists.txt); the output lives
+# in the build directory only.
 # SPDX-License-Identifier: MIT
 file(READ "${IN}" text)
 string(REPLACE "\\" "\\\\" text "${text}")

@@ -1,0 +1,216 @@
+/* The node's insides, shared by the files of gateway/ that make it up,
+ * one concern each:
+ *   node.c          lifecycle (create, stop, destroy), adapter sink glue
+ *   ws.c            the lws callback: upgrade and refusals, open, free
+ *   writer.c        the write path (flush list, WRITEABLE, close frame)
+ *   session.c       frames in: auth frame, rate limit, the ops table
+ *   resume.c        welcome, snapshots, resume tokens and resumes
+ *   timers.c        auth deadline, token-expiry heap, heartbeat
+ *   drain.c         drain waves and rc_node_drain
+ *   admin_routes.c  the admin endpoints (rendering is metrics.c)
+ * Nothing outside gateway/ includes it. Helpers shared between those files
+ * are rc__<file>_* and declared here; everything else stays static.
+ * Everything here runs on the node's loop.
+ * SPDX-License-Identifier: MIT */
+#ifndef RC_NODE_INTERNAL_H
+#define RC_NODE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "adapter/adapter.h"
+#include "auth/auth.h"
+#include "common/buf.h"
+#include "common/list.h"
+#include "common/msg.h"
+#include "gateway/admin.h"
+#include "gateway/config.h"
+#include "gateway/conn.h"
+#include "gateway/hub.h"
+#include "gateway/metrics.h"
+#include "gateway/node.h"
+#include "gateway/proto.h"
+
+/* The one WebSocket subprotocol of the client port (PROTOCOL.md). */
+#define RC_NODE_SUBPROTOCOL "roomcast.v1"
+/* One write coalesces queued frames up to this many bytes: the size of
+ * the node's scratch buffer (writer.c) and the protocol's tx_packet_size. */
+#define RC_NODE_WBUF_CAP (64 * 1024)
+
+struct rc_node {
+    uv_loop_t *loop;        /* borrowed from main.c */
+    const rc_config_t *cfg; /* borrowed, outlives the node */
+    rc_auth_t *auth;        /* NULL in dev_no_auth mode */
+    struct lws_context *lws;
+    rc_hub_t *hub;
+    rc_adapter_t *adapter; /* NULL once the node stopped (on_reap) */
+    rc_admin_t *admin;     /* NULL in a worker (role.no_admin) */
+    rc_node_role_t role;   /* zero for a whole node */
+    rc_metrics_t metrics;
+
+    /* ws.c */
+    rc_list_t conns; /* rc_conn.in_server: every established conn */
+    uint32_t nconns;
+    uint64_t session_seed, session_ctr; /* session ids */
+
+    /* timers.c */
+    rc_conn_t *hb_cursor; /* next conn the heartbeat sweep visits */
+    rc_list_t pending;    /* rc_conn.in_timer, by auth deadline */
+    uint32_t npending;
+    rc_conn_t **exp_heap; /* min-heap on exp_ms */
+    uint32_t exp_len, exp_cap;
+    rc_msg_t *ping; /* shared ping frame */
+
+    /* writer.c */
+    unsigned char *wbuf; /* RC_NODE_WBUF_CAP bytes of scratch */
+    rc_conn_t **flush;   /* see on_flush; NULL where a listed conn was freed */
+    uint32_t flush_len, flush_cap;
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
+
+    /* resume.c */
+    unsigned char resume_key[32];
+    size_t resume_key_len;
+
+    /* drain.c */
+    int draining;
+    uint64_t drain_started; /* loop ms */
+    uint32_t drain_total;   /* clients when the drain began */
+    uint32_t drain_told;    /* clients sent `reconnect` so far */
+
+    /* listen.c (role.share_port only) */
+    struct lws_vhost *vhost;
+    uv_poll_t listen_poll;
+    int listen_fd, listen_open;
+
+    /* node.c */
+    uv_timer_t hb_timer, auth_timer, exp_timer, drain_timer, reap_timer;
+    uint64_t stop_started; /* loop ms */
+    int stopping;
+    int handles_open;
+};
+
+static inline uint32_t rc__node_loop_ms(const rc_node_t *n)
+{
+    return (uint32_t)uv_now(n->loop);
+}
+
+/* A request waiting for the adapter (history or publish). The adapter may
+ * answer before the call returns (local) or much later (Redis); the client
+ * may be gone by then, so the op is linked on its conn and cut loose by
+ * conn_free (c = NULL) or by leaving the room (member = NULL). */
+typedef struct rc__session_op {
+    rc_list_t in_conn;
+    rc_node_t *n;
+    rc_conn_t *c;
+    rc_member_t *member;
+    bool has_id, has_since;
+    int64_t id;
+    uint64_t since;
+    struct resume_ctx *parent; /* resume.c: set for the rooms of a resume */
+    uint32_t index;            /* resume.c: the room's index in parent */
+    char room[RC_ROOM_MAX + 1];
+} rc__session_op_t;
+
+/* node.c */
+/* Wall-clock time (Unix ms), for what is compared with wall-clock times
+ * from elsewhere: JWT exp, resume token expiry, the registry's ts. Every
+ * duration on the loop uses uv_now() or uv_hrtime() instead. */
+int64_t rc__node_wall_ms(void);
+/* "serving", "draining" or "stopping" (static text). */
+const char *rc__node_state(const rc_node_t *n);
+
+/* listen.c: a worker's SO_REUSEPORT listener; each accepted socket goes
+ * to n->vhost. */
+RC_MUST_CHECK rc_err_t rc__listen_start(rc_node_t *n, char *err, size_t errlen);
+void rc__listen_stop(rc_node_t *n);
+
+/* ws.c: the lws protocol callback. */
+int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                    void *user, void *in, size_t len);
+
+/* writer.c: the write path. */
+/* Hub ops: c's queue went from empty to not empty / past its bound. */
+void rc__writer_wake(void *ctx, rc_conn_t *c);
+void rc__writer_slow(void *ctx, rc_conn_t *c);
+/* Ask for a close with code once queued frames are out: the close frame
+ * is written by the next WRITEABLE, never under a caller's feet. */
+void rc__writer_close(rc_node_t *n, rc_conn_t *c, uint16_t code);
+/* c is being freed: take it off the flush list. */
+void rc__writer_unlist(rc_node_t *n, rc_conn_t *c);
+/* SERVER_WRITEABLE. Returns -1 to have lws close the connection. */
+int rc__writer_writeable(rc_node_t *n, rc_conn_t *c, struct lws *wsi);
+
+/* catchup.c: a room's members caught up after its subscription was lost
+ * (the adapter sink's resync), and cut loose when the room closes. */
+void rc__catchup_resync(void *ctx, void *token);
+void rc__catchup_room_closed(rc_room_t *room);
+
+/* client_js.c: GET /roomcast.js on the client port. While a response is
+ * being written, the wsi's opaque pointer holds its position (tagged, odd):
+ * ws.c routes such a wsi here and never takes it for an rc_conn_t. */
+bool rc__client_js_is_state(const void *opaque);
+int rc__client_js_http(struct lws *wsi);
+int rc__client_js_writeable(struct lws *wsi);
+
+/* session.c: authentication and requests. */
+/* Queue an owned frame (NULL: allocation failed, nothing sent) to c;
+ * drops the ref. */
+void rc__session_send(rc_node_t *n, rc_conn_t *c, rc_msg_t *m);
+/* Queue an error reply; req may be NULL (no id). */
+void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
+                            const char *code, const char *message);
+/* c authenticated (at upgrade or by its first frame): arm its token
+ * expiry and start its session (welcome, resume). */
+void rc__session_open(rc_node_t *n, rc_conn_t *c);
+void rc__session_count_auth_failure(rc_node_t *n, rc_auth_reason_t r);
+bool rc__session_may_join(const rc_node_t *n, const rc_conn_t *c,
+                          const char *room);
+/* Returns an op linked on c->ops (freed by rc__session_op_destroy). */
+rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
+                                        const rc_req_t *req);
+void rc__session_op_destroy(rc__session_op_t *op);
+/* Hub op: a member with a pending op is leaving. */
+void rc__session_cancel(void *ctx, rc_member_t *m);
+/* Queue a member's history after since, then what was held while it
+ * synced, and make it live. msgs are borrowed. */
+void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
+                        rc_msg_t *const *msgs, size_t nmsgs);
+/* RECEIVE: gather, rate-limit and handle a message. Returns -1 to close. */
+int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
+                        const char *in, size_t len);
+
+/* resume.c: snapshots and resume tokens. */
+/* A sealed resume token for c's session into out ("" when it cannot be
+ * made). */
+void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len);
+/* Send the welcome, after restoring the session named by c's resume token
+ * when it offered a valid one. */
+void rc__resume_start(rc_node_t *n, rc_conn_t *c);
+/* Store c's snapshot. will_flush: its queue will still be written (drain),
+ * else what is queued is lost (the client is gone). cb (may be NULL) runs
+ * once the backend has it; returns false (and never calls cb) when there
+ * is nothing to store. */
+bool rc__resume_save(rc_node_t *n, rc_conn_t *c, bool will_flush,
+                     rc_adapter_done_cb cb, void *arg);
+
+/* timers.c: auth deadline, token expiry, heartbeat. */
+void rc__timers_exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms);
+void rc__timers_exp_remove(rc_node_t *n, rc_conn_t *c);
+void rc__timers_exp_arm(rc_node_t *n);
+/* c waits for its auth frame until now + auth_timeout_ms (then 4001). */
+void rc__timers_pending_add(rc_node_t *n, rc_conn_t *c);
+void rc__timers_pending_remove(rc_node_t *n, rc_conn_t *c);
+/* Start the heartbeat (the timers were initialized by rc_node_create). */
+void rc__timers_start(rc_node_t *n);
+
+/* admin_routes.c: the rc_admin_handler of the node's admin listener; ctx
+ * is the node. */
+int rc__admin_routes_handle(void *ctx, const char *method, const char *path,
+                            rc_buf_t *body, const char **ctype);
+
+#endif /* RC_NODE_INTERNAL_H */

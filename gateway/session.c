@@ -1,0 +1,473 @@
+/* Sessions and requests: the frames a client sends, from RECEIVE on.
+ * A message split over reads is gathered (bounded by max_frame), takes a
+ * rate-limit token, authenticates the connection when it is the first
+ * frame, else is parsed and handed to its op's handler (the ops table
+ * below). Requests that wait for the adapter (join's history, publish)
+ * are rc__session_op_t's, cut loose when the client or the member goes.
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "gateway/node_internal.h"
+
+/* Queue an owned frame to one client (drops the ref). */
+void rc__session_send(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
+{
+    if (!m)
+        return; /* allocation failed: the reply is lost, the client lives */
+    if (rc_hub_send(n->hub, c, m) != RC_OK)
+        rc_log(RC_LOG_DEBUG, "reply_dropped", "session=%016" PRIx64,
+               c->session);
+    rc_msg_unref(m);
+}
+
+void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
+                            const char *code, const char *message)
+{
+    rc__session_send(
+        n, c,
+        rc_proto_error(req && req->has_id, req ? req->id : 0, code, message));
+}
+
+/* The connection authenticated (at upgrade or by its first frame). */
+void rc__session_open(rc_node_t *n, rc_conn_t *c)
+{
+    c->state = RC_CONN_OPEN;
+    if (c->id)
+        rc__timers_exp_set(n, c, rc_identity_exp_ms(c->id));
+    rc__timers_exp_arm(n);
+    rc__resume_start(n, c);
+}
+
+void rc__session_count_auth_failure(rc_node_t *n, rc_auth_reason_t r)
+{
+    if (r > RC_AUTH_OK && r < RC_AUTH_REASON_COUNT)
+        n->metrics.auth_failures[r]++;
+}
+
+bool rc__session_may_join(const rc_node_t *n, const rc_conn_t *c, const char *r)
+{
+    return c->id ? rc_identity_may_join(c->id, r) : n->cfg->dev_no_auth;
+}
+
+static bool may_publish(const rc_node_t *n, const rc_conn_t *c, const char *r)
+{
+    return c->id ? rc_identity_may_publish(c->id, r) : n->cfg->dev_no_auth;
+}
+
+rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
+                                        const rc_req_t *req)
+{
+    rc__session_op_t *op = rc_xmalloc(sizeof(*op));
+
+    op->n = n;
+    op->c = c;
+    op->member = NULL;
+    op->has_id = req->has_id;
+    op->id = req->id;
+    op->has_since = req->has_since;
+    op->since = req->since;
+    op->parent = NULL;
+    op->index = 0;
+    snprintf(op->room, sizeof(op->room), "%s", req->room ? req->room : "");
+    rc_list_push(&c->ops, &op->in_conn);
+    return op;
+}
+
+void rc__session_op_destroy(rc__session_op_t *op)
+{
+    rc_list_remove(&op->in_conn);
+    if (op->member)
+        op->member->pending = NULL;
+    free(op);
+}
+
+static void op_error(rc__session_op_t *op, const char *code,
+                     const char *message)
+{
+    rc__session_send(op->n, op->c,
+                     rc_proto_error(op->has_id, op->id, code, message));
+}
+
+void rc__session_cancel(void *ctx, rc_member_t *m)
+{
+    rc__session_op_t *op = m->pending;
+    (void)ctx;
+    op->member = NULL;
+    m->pending = NULL;
+}
+
+/* Queue a member's history after since, then what was held while it
+ * synced, and make it live. */
+void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
+                        rc_msg_t *const *msgs, size_t nmsgs)
+{
+    if (since > mb->last_seq)
+        mb->last_seq = since;
+    for (size_t i = 0; i < nmsgs; i++) {
+        if (msgs[i]->seq <= mb->last_seq)
+            continue;
+        mb->last_seq = msgs[i]->seq;
+        if (rc_hub_send(n->hub, mb->conn, msgs[i]) != RC_OK)
+            break;
+        n->metrics.deliveries++;
+    }
+    n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
+}
+
+static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
+                       rc_msg_t *const *msgs, size_t nmsgs)
+{
+    rc__session_op_t *op = arg;
+    rc_node_t *n = op->n;
+    rc_member_t *mb = op->member;
+
+    if (!op->c) {
+        rc__session_op_destroy(op); /* the client is gone */
+        return;
+    }
+    if (err != RC_OK) {
+        if (mb)
+            rc_hub_leave_member(n->hub, mb);
+        op_error(op, "internal", "history unavailable");
+        rc__session_op_destroy(op);
+        return;
+    }
+    rc__session_send(n, op->c,
+                     rc_proto_ok_room(op->has_id, op->id, op->room, true,
+                                      latest, op->has_since ? recovered : -1));
+    if (!mb) {
+        rc__session_op_destroy(op); /* it left the room while we waited */
+        return;
+    }
+    mb->pending = NULL;
+    op->member = NULL;
+    /* Without since the client starts at the latest seq; with since, the
+     * missed ones are replayed; then what arrived live while we waited,
+     * with no gap or duplicate (last_seq drops what was queued already). */
+    rc__session_replay(n, mb, op->has_since ? op->since : latest, msgs,
+                       op->has_since ? nmsgs : 0);
+    rc__session_op_destroy(op);
+}
+
+static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
+{
+    rc_member_t *mb;
+    rc_err_t err;
+    rc__session_op_t *op;
+
+    if (!rc__session_may_join(n, c, req->room)) {
+        rc__session_send_error(n, c, req, "forbidden",
+                               "token does not allow this room");
+        return;
+    }
+    if (!rc_hub_member(n->hub, c, req->room) &&
+        c->nrooms >= n->cfg->max_rooms) {
+        rc__session_send_error(n, c, req, "too_many_rooms",
+                               "max_rooms reached");
+        return;
+    }
+    err = rc_hub_join(n->hub, c, req->room, &mb);
+    if (err == RC_EEXIST && mb->pending) {
+        rc__session_send_error(n, c, req, "bad_request",
+                               "join already in progress");
+        return;
+    }
+    op = rc__session_op_create(n, c, req);
+    if (err == RC_OK) {
+        /* A new member waits for its history; live frames are held. */
+        op->member = mb;
+        mb->pending = op;
+        rc_hub_sync_begin(n->hub, mb);
+    } else {
+        /* Already a member: answer with the seq, replay nothing (it is
+         * live already, and a replay could reorder its stream). */
+        op->has_since = false;
+    }
+    if (n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
+                                 on_history, op) != RC_OK) {
+        if (op->member)
+            rc_hub_leave_member(n->hub, op->member);
+        op_error(op, "internal", "history unavailable");
+        rc__session_op_destroy(op);
+    }
+}
+
+static void on_published(void *arg, rc_err_t err, uint64_t seq)
+{
+    rc__session_op_t *op = arg;
+
+    if (op->c) {
+        if (err != RC_OK) {
+            op_error(op, "internal", "publish failed");
+        } else {
+            op->n->metrics.publishes++;
+            rc__session_send(
+                op->n, op->c,
+                rc_proto_ok_room(op->has_id, op->id, op->room, true, seq, -1));
+        }
+    }
+    rc__session_op_destroy(op);
+}
+
+static void do_publish(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
+{
+    char *data;
+    size_t len;
+    rc__session_op_t *op;
+
+    if (!may_publish(n, c, req->room)) {
+        rc__session_send_error(n, c, req, "forbidden",
+                               "token does not allow publishing");
+        return;
+    }
+    data = json_dumps(req->data, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!data) {
+        /* req->data is parsed JSON: only an allocation can fail here. */
+        n->metrics.drops[RC_DROP_NO_MEMORY]++;
+        rc__session_send_error(n, c, req, "internal", "cannot encode data");
+        return;
+    }
+    len = strlen(data);
+    if (len > n->cfg->max_publish) {
+        n->metrics.drops[RC_DROP_TOO_BIG]++;
+        rc__session_send_error(n, c, req, "bad_request",
+                               "data larger than max_publish");
+        free(data);
+        return;
+    }
+    op = rc__session_op_create(n, c, req);
+    if (n->adapter->ops->publish(n->adapter, op->room, data, len, on_published,
+                                 op) != RC_OK) {
+        op_error(op, "internal", "publish failed");
+        rc__session_op_destroy(op);
+    }
+    free(data);
+}
+
+static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
+{
+    rc_identity_t *id = NULL;
+    rc_auth_reason_t r;
+    rc_list_t *it, *tmp;
+
+    if (!n->auth) {
+        rc__session_send(n, c, rc_proto_ok_exp(req->has_id, req->id, 0));
+        return;
+    }
+    r = rc_auth_verify(n->auth, req->token, req->token_len, rc__node_wall_ms(),
+                       &id);
+    if (r != RC_AUTH_OK) {
+        rc__session_count_auth_failure(n, r);
+        rc__session_send_error(
+            n, c, req, r == RC_AUTH_EXPIRED ? "token_expired" : "unauthorized",
+            rc_auth_reason_str(r));
+        return;
+    }
+    if (strcmp(rc_identity_sub(id), rc_identity_sub(c->id)) != 0) {
+        rc_identity_destroy(id);
+        rc__session_send_error(n, c, req, "unauthorized",
+                               "refresh must keep the sub");
+        return;
+    }
+    rc_identity_destroy(c->id);
+    c->id = id;
+    /* Rights may have shrunk: leave what the new token no longer allows. */
+    rc_list_foreach_safe(it, tmp, &c->members)
+    {
+        rc_member_t *mb = rc_container_of(it, rc_member_t, in_conn);
+        if (!rc_identity_may_join(id, mb->room->name))
+            rc_hub_leave_member(n->hub, mb);
+    }
+    rc__timers_exp_set(n, c, rc_identity_exp_ms(id));
+    rc__timers_exp_arm(n);
+    rc__session_send(
+        n, c,
+        rc_proto_ok_exp(req->has_id, req->id, rc_identity_exp_ms(id) / 1000));
+}
+
+static void do_leave(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
+{
+    if (rc_hub_leave(n->hub, c, req->room) != RC_OK)
+        rc__session_send_error(n, c, req, "not_joined", "not a member of room");
+    else
+        rc__session_send(
+            n, c,
+            rc_proto_ok_room(req->has_id, req->id, req->room, false, 0, -1));
+}
+
+static void do_ping(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
+{
+    rc__session_send(n, c, rc_proto_ok(req->has_id, req->id));
+}
+
+/* The client ops, by rc_op_t. proto.c maps an op's name to its rc_op_t and
+ * checks its fields; what the op does is its row here. Adding an op: its
+ * name and fields in proto.c, one row, one handler. */
+typedef struct op_def {
+    /* Handles the op on an authenticated connection; the request and c
+     * are borrowed for the call. NULL: refused there (bad_request). */
+    void (*handle)(rc_node_t *n, rc_conn_t *c, const rc_req_t *req);
+    /* The op that authenticates: the only one a connection waiting for
+     * its auth frame may send (do_first_frame). */
+    bool first_frame;
+} op_def_t;
+
+static const op_def_t op_defs[] = {
+    [RC_OP_AUTH] = {.handle = NULL, .first_frame = true},
+    [RC_OP_JOIN] = {.handle = do_join},
+    [RC_OP_LEAVE] = {.handle = do_leave},
+    [RC_OP_PUBLISH] = {.handle = do_publish},
+    [RC_OP_PING] = {.handle = do_ping},
+    [RC_OP_REFRESH] = {.handle = do_refresh},
+};
+
+/* The row of a parsed request; rc_proto_parse only returns known ops. */
+static const op_def_t *op_def(rc_op_t op)
+{
+    static const op_def_t none = {NULL, false};
+
+    return (size_t)op < RC_ARRAY_LEN(op_defs) ? &op_defs[op] : &none;
+}
+
+static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
+                           size_t len)
+{
+    rc_req_t req;
+    const char *code, *msg;
+    const op_def_t *def;
+
+    if (rc_proto_parse(buf, len, &req, &code, &msg) != RC_OK) {
+        n->metrics.bad_requests++;
+        rc__session_send_error(n, c, &req, code, msg);
+        rc_req_dispose(&req);
+        return;
+    }
+    def = op_def(req.op);
+    if (def->handle) {
+        def->handle(n, c, &req);
+    } else {
+        n->metrics.bad_requests++;
+        rc__session_send_error(n, c, &req, "bad_request",
+                               def->first_frame ? "already authenticated"
+                                                : "unknown op");
+    }
+    rc_req_dispose(&req);
+}
+
+/* Authenticate from the first frame. Returns -1 to close now. */
+static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
+                          const char *buf, size_t len)
+{
+    rc_req_t req;
+    const char *code, *msg;
+    rc_auth_reason_t r = RC_AUTH_MALFORMED;
+    rc_err_t err = rc_proto_parse(buf, len, &req, &code, &msg);
+
+    if (err == RC_OK && op_def(req.op)->first_frame) {
+        r = rc_auth_verify(n->auth, req.token, req.token_len,
+                           rc__node_wall_ms(), &c->id);
+        if (req.resume && strlen(req.resume) < 1024) {
+            free(c->resume);
+            c->resume = rc_xstrdup(req.resume);
+        }
+    } else if (err == RC_OK)
+        r = RC_AUTH_MISSING;
+    rc_req_dispose(&req);
+    rc__timers_pending_remove(n, c);
+    if (r != RC_AUTH_OK) {
+        rc__session_count_auth_failure(n, r);
+        rc_log(RC_LOG_INFO, "auth_refused", "source=frame reason=%s",
+               rc_auth_reason_str(r));
+        lws_close_reason(wsi, (enum lws_close_status)4001,
+                         (unsigned char *)rc_auth_reason_str(r),
+                         strlen(rc_auth_reason_str(r)));
+        return -1;
+    }
+    rc__session_open(n, c);
+    return 0;
+}
+
+/* A whole inbound message. Returns -1 to close the connection now. */
+static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
+                      const char *buf, size_t len, bool binary)
+{
+    n->metrics.frames_in++;
+    if (!rc_conn_rate_take(c, rc__node_loop_ms(n), n->cfg->rate_limit,
+                           n->cfg->rate_burst)) {
+        n->metrics.rate_limited++;
+        /* Still sending a whole burst more while refused: cut it off. */
+        if (++c->strikes > n->cfg->rate_burst) {
+            n->metrics.rate_limit_closes++;
+            lws_close_reason(wsi, (enum lws_close_status)4008, NULL, 0);
+            return -1;
+        }
+        /* The refusal still answers the request's id (the contract's one
+         * reply per id); reading it is the only work done for the frame. */
+        {
+            json_t *root = json_loadb(buf, len, 0, NULL);
+            json_t *id = json_object_get(root, "id");
+            rc__session_send(
+                n, c,
+                rc_proto_error(json_is_integer(id),
+                               json_is_integer(id) ? json_integer_value(id) : 0,
+                               "rate_limited", "slow down"));
+            json_decref(root);
+        }
+        return 0;
+    }
+    c->strikes = 0;
+    if (c->state == RC_CONN_PENDING_AUTH)
+        return do_first_frame(n, c, wsi, buf, len);
+    if (c->state != RC_CONN_OPEN)
+        return 0; /* closing: ignore what still comes in */
+    if (binary) {
+        n->metrics.bad_requests++;
+        rc__session_send_error(n, c, NULL, "bad_request",
+                               "frames must be JSON text");
+        return 0;
+    }
+    handle_request(n, c, buf, len);
+    return 0;
+}
+
+int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
+                        const char *in, size_t len)
+{
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    bool final = lws_is_final_fragment(wsi);
+    unsigned char *nb;
+
+    c->last_rx_ms = rc__node_loop_ms(n);
+    if ((uint64_t)c->rx_len + len + remaining > n->cfg->max_frame) {
+        n->metrics.oversize_closes++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+        return -1;
+    }
+    if (c->rx_len == 0 && final)
+        return on_message(n, c, wsi, in, len, lws_frame_is_binary(wsi));
+    /* A message split over several reads: gather it, bounded above. */
+    nb = rc_tryrealloc(c->rx, c->rx_len + len + 1);
+    if (!nb) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
+        return -1;
+    }
+    c->rx = nb;
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += (uint32_t)len;
+    if (final) {
+        int rc = on_message(n, c, wsi, (const char *)c->rx, c->rx_len,
+                            lws_frame_is_binary(wsi));
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+        return rc;
+    }
+    return 0;
+}
