@@ -736,7 +736,9 @@ def test_deploy_sentinel_configs(tmp_path):
             t = t.replace(addr, f"127.0.0.1 {p}")
         t = re.sub(r"(?m)^bind .*$", "bind 127.0.0.1", t)
         t = re.sub(r"(?m)^port .*$", f"port {port}", t)
-        t = re.sub(r"(?m)^dir .*$", f"dir {tmp_path}", t)
+        own = tmp_path / (name + ".d")  # AOF files must not be shared
+        own.mkdir(exist_ok=True)
+        t = re.sub(r"(?m)^dir .*$", f"dir {own}", t)
         out = tmp_path / name
         out.write_text(t + f"\nlogfile {tmp_path / name}.log\n")
         return out
