@@ -23,6 +23,7 @@
 #include "common/keys.h"
 #include "common/mem.h"
 #include "common/redis_url.h"
+#include "common/sentinel_sync.h"
 
 #define RC_EXIT_OK 0
 #define RC_EXIT_FAIL 1
@@ -214,6 +215,8 @@ enum {
     OPT_PREFIX,
     OPT_EPHEMERAL,
     OPT_JSON,
+    OPT_WAIT,
+    OPT_WAIT_TIMEOUT,
 };
 
 static const struct option token_opts[] = {
@@ -340,6 +343,9 @@ done:
 #define RC_CLI_DEFAULT_REDIS "redis://127.0.0.1:6379"
 #define RC_CLI_DEFAULT_PREFIX "roomcast:"
 #define RC_CLI_REDIS_TIMEOUT_S 5
+#define RC_CLI_WAIT_TIMEOUT_MS 1000 /* --wait-timeout-ms default */
+#define RC_CLI_WAIT_MAX_REPLICAS 1000
+#define RC_CLI_WAIT_MAX_MS 3600000
 /* The largest data roomcastd accepts (max_publish's upper bound). */
 #define RC_CLI_MAX_DATA (16 * 1024 * 1024)
 #define RC_CLI_ROOM_MAX 128
@@ -404,17 +410,27 @@ static bool node_id_ok(const char *id)
     return true;
 }
 
-/* Checks the options; returns RC_EXIT_OK or RC_EXIT_USAGE (message
- * printed). */
+/* Checks the options; returns RC_EXIT_OK, RC_EXIT_USAGE or RC_EXIT_FAIL (a
+ * topology the CLI does not speak yet), with a message printed. */
 static int cli_redis_check(const char *who, const cli_redis_t *o,
                            rc_redis_url_t *u)
 {
     if (rc_redis_url_parse(o->url, u) != RC_OK) {
         fprintf(stderr,
                 "roomcast %s: bad Redis URL (expected "
-                "redis://[[user]:password@]host[:port][/db])\n",
+                "redis://[[user]:password@]host[:port][/db] or "
+                "redis-sentinel://[[user]:password@]host[:port][,host[:port]"
+                "...][/db]#master)\n",
                 who);
         return RC_EXIT_USAGE;
+    }
+    if (u->topo == RC_REDIS_CLUSTER) {
+        fprintf(stderr,
+                "roomcast %s: redis-cluster:// is not supported yet (neither "
+                "by roomcastd nor by this CLI); give a redis:// or "
+                "redis-sentinel:// URL\n",
+                who);
+        return RC_EXIT_FAIL;
     }
     if (!rc_redis_prefix_ok(o->prefix)) {
         fprintf(stderr,
@@ -440,18 +456,33 @@ static redisReply *cli_cmd(redisContext *c, const char *who, int argc,
     return rep;
 }
 
-/* Connects, authenticates and selects the database; returns an owned
+/* Connects (for redis-sentinel://, to the master the sentinels name and
+ * ROLE confirms), authenticates and selects the database; returns an owned
  * context (redisFree()) or NULL with a message printed. */
 static redisContext *cli_connect(const char *who, const rc_redis_url_t *u)
 {
     struct timeval tv = {RC_CLI_REDIS_TIMEOUT_S, 0};
-    redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
+    redisContext *c = NULL;
     redisReply *rep = NULL;
-    char db[16];
+    const char *host = u->host;
+    int port = u->port;
+    char db[16], mip[256], serr[256];
 
+    if (u->topo == RC_REDIS_SENTINEL) {
+        if (rc_sentinel_resolve_sync(u, mip, sizeof(mip), &port, serr,
+                                     sizeof(serr)) != RC_OK) {
+            fprintf(stderr,
+                    "roomcast %s: no sentinel named a master for '%s' (last: "
+                    "%s)\n",
+                    who, u->master, serr[0] ? serr : "no answer");
+            return NULL;
+        }
+        host = mip;
+    }
+    c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
         fprintf(stderr, "roomcast %s: cannot connect to Redis at %s:%d: %s\n",
-                who, u->host, u->port, c ? c->errstr : "out of memory");
+                who, host, port, c ? c->errstr : "out of memory");
         goto fail;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
@@ -553,20 +584,86 @@ static void publish_usage(FILE *f)
 {
     fprintf(f,
             "usage: roomcast publish ROOM JSON|- [--ephemeral]\n"
+            "                        [--wait N [--wait-timeout-ms MS]]\n"
             "                        [--redis URL] [--prefix P]\n\n"
             "Publishes JSON (\"-\": read it from stdin) to ROOM through "
             "Redis.\n"
             "Durable (default): FCALL roomcast_publish; prints the new seq.\n"
             "--ephemeral: PUBLISH P{ROOM}; no seq, no history.\n"
+            "--wait N: then WAIT N MS (default %d ms): the message is on N\n"
+            "replicas, so a failover keeps it. Fewer in time: the seq is\n"
+            "still printed (it was published) and the exit status is 1.\n"
             "Data that is not valid JSON is refused here (exit 2).\n"
             "--redis defaults to $ROOMCAST_REDIS_URL, else %s;\n"
             "--prefix to \"%s\" (roomcastd's key_prefix).\n",
-            RC_CLI_DEFAULT_REDIS, RC_CLI_DEFAULT_PREFIX);
+            RC_CLI_WAIT_TIMEOUT_MS, RC_CLI_DEFAULT_REDIS,
+            RC_CLI_DEFAULT_PREFIX);
+}
+
+/* A count or duration option: 0..max, decimal; false when it is not. */
+static bool parse_uint_opt(const char *s, long long max, long long *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Sends WAIT nrep timeout_ms after the FCALL that gave seq; RC_EXIT_OK when
+ * at least nrep replicas confirmed, else RC_EXIT_FAIL (message printed). */
+static int publish_wait(redisContext *c, long long seq, long long nrep,
+                        long long timeout_ms)
+{
+    char n[24], t[24];
+    const char *av[3] = {"WAIT", n, t};
+    size_t lens[3] = {4, 0, 0};
+    redisReply *rep;
+    int rc = RC_EXIT_FAIL;
+
+    snprintf(n, sizeof(n), "%lld", nrep);
+    snprintf(t, sizeof(t), "%lld", timeout_ms);
+    lens[1] = strlen(n);
+    lens[2] = strlen(t);
+    /* WAIT blocks on the server for up to timeout_ms: the socket timeout
+     * must outlast it. */
+    {
+        struct timeval tv = {(time_t)(timeout_ms / 1000) +
+                                 RC_CLI_REDIS_TIMEOUT_S,
+                             (suseconds_t)(timeout_ms % 1000) * 1000};
+        if (redisSetTimeout(c, tv) != REDIS_OK) {
+            fprintf(stderr, "roomcast publish: cannot set the Redis "
+                            "timeout\n");
+            return RC_EXIT_FAIL;
+        }
+    }
+    rep = cli_cmd(c, "publish", 3, av, lens);
+    if (!rep)
+        return RC_EXIT_FAIL;
+    if (rep->type != REDIS_REPLY_INTEGER)
+        fprintf(stderr, "roomcast publish: Redis WAIT: %s\n",
+                rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    else if (rep->integer < nrep)
+        fprintf(stderr,
+                "roomcast publish: seq %lld was published but only %lld of "
+                "%lld replicas confirmed it within %lld ms: a failover now "
+                "may lose it\n",
+                seq, rep->integer, nrep, timeout_ms);
+    else
+        rc = RC_EXIT_OK;
+    freeReplyObject(rep);
+    return rc;
 }
 
 static const struct option publish_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"ephemeral", no_argument, NULL, OPT_EPHEMERAL},
+    {"wait", required_argument, NULL, OPT_WAIT},
+    {"wait-timeout-ms", required_argument, NULL, OPT_WAIT_TIMEOUT},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {NULL, 0, NULL, 0},
@@ -579,6 +676,8 @@ static int cmd_publish(int argc, char **argv)
     const char *pos[2] = {NULL, NULL}, *val;
     int npos = 0, opt, rc = RC_EXIT_USAGE;
     bool ephemeral = false;
+    long long wait_n = -1, wait_ms = RC_CLI_WAIT_TIMEOUT_MS;
+    const char *wait_ms_arg = NULL;
     char *stdin_data = NULL, chan[RC_KEYS_MAX];
     const char *data;
     size_t dlen;
@@ -601,6 +700,26 @@ static int cmd_publish(int argc, char **argv)
         case OPT_EPHEMERAL:
             ephemeral = true;
             break;
+        case OPT_WAIT:
+            if (!parse_uint_opt(val, RC_CLI_WAIT_MAX_REPLICAS, &wait_n)) {
+                fprintf(stderr,
+                        "roomcast publish: --wait takes a number of "
+                        "replicas, 0 to %d\n",
+                        RC_CLI_WAIT_MAX_REPLICAS);
+                goto usage;
+            }
+            break;
+        case OPT_WAIT_TIMEOUT:
+            wait_ms_arg = val;
+            if (!parse_uint_opt(val, RC_CLI_WAIT_MAX_MS, &wait_ms) ||
+                wait_ms == 0) {
+                fprintf(stderr,
+                        "roomcast publish: --wait-timeout-ms takes 1 to %d "
+                        "milliseconds (WAIT's 0 would block forever)\n",
+                        RC_CLI_WAIT_MAX_MS);
+                goto usage;
+            }
+            break;
         case CLI_WORD:
             if (npos == 2) {
                 fprintf(stderr, "roomcast publish: unexpected argument '%s'\n",
@@ -620,6 +739,15 @@ static int cmd_publish(int argc, char **argv)
         fprintf(stderr, "roomcast publish: ROOM and JSON are required\n");
         goto usage;
     }
+    if (ephemeral && (wait_n >= 0 || wait_ms_arg)) {
+        fprintf(stderr, "roomcast publish: --wait is for durable messages "
+                        "(an ephemeral one is kept nowhere)\n");
+        goto usage;
+    }
+    if (wait_ms_arg && wait_n < 0) {
+        fprintf(stderr, "roomcast publish: --wait-timeout-ms needs --wait\n");
+        goto usage;
+    }
     if (!room_ok(pos[0])) {
         fprintf(stderr,
                 "roomcast publish: bad room name '%s' (1 to %d bytes of "
@@ -627,8 +755,9 @@ static int cmd_publish(int argc, char **argv)
                 pos[0], RC_CLI_ROOM_MAX);
         goto done;
     }
-    if (cli_redis_check("publish", &o, &u) != RC_EXIT_OK)
+    if ((rc = cli_redis_check("publish", &o, &u)) != RC_EXIT_OK)
         goto done;
+    rc = RC_EXIT_USAGE; /* until the data is read and checked */
     if (!strcmp(pos[1], "-")) {
         stdin_data = read_stdin(&dlen);
         if (!stdin_data) {
@@ -701,6 +830,8 @@ static int cmd_publish(int argc, char **argv)
         }
         printf("%lld\n", rep->integer);
         rc = fflush(stdout) == 0 ? RC_EXIT_OK : RC_EXIT_FAIL;
+        if (rc == RC_EXIT_OK && wait_n > 0)
+            rc = publish_wait(c, rep->integer, wait_n, wait_ms);
     }
     goto done;
 
@@ -868,7 +999,7 @@ static int cmd_nodes(int argc, char **argv)
             goto usage;
         }
     }
-    if (cli_redis_check("nodes", &o, &u) != RC_EXIT_OK)
+    if ((rc = cli_redis_check("nodes", &o, &u)) != RC_EXIT_OK)
         goto done;
     rc = RC_EXIT_FAIL;
     c = cli_connect("nodes", &u);
@@ -1064,7 +1195,7 @@ static int cmd_drain(int argc, char **argv)
                 node, RC_CLI_NODE_ID_MAX);
         goto done;
     }
-    if (cli_redis_check("drain", &o, &u) != RC_EXIT_OK)
+    if ((rc = cli_redis_check("drain", &o, &u)) != RC_EXIT_OK)
         goto done;
     rc = RC_EXIT_FAIL;
     c = cli_connect("drain", &u);

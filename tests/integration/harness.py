@@ -848,9 +848,11 @@ class Resp:
 class RedisServer:
     """One redis-server on a loopback port, no persistence (--save '',
     --appendonly no), running in workdir; stopped by PID. restart() brings
-    it back on the same port, empty."""
+    it back on the same port, empty. extra: more redis-server arguments
+    (["--replicaof", "127.0.0.1 6379"], ...)."""
 
-    def __init__(self, workdir, port=None, name="redis"):
+    def __init__(self, workdir, port=None, name="redis", extra=()):
+        self.extra = [str(a) for a in extra]
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -872,7 +874,7 @@ class RedisServer:
                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", str(self.workdir), "--daemonize", "no",
                "--protected-mode", "no", "--loglevel", "notice",
-               "--logfile", str(self.log_path)]
+               "--logfile", str(self.log_path)] + self.extra
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
@@ -897,6 +899,14 @@ class RedisServer:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def pause(self):
+        """SIGSTOP by PID: a stalled Redis (the socket stays open, nothing
+        answers). resume() is SIGCONT."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM by PID (nothing is saved), SIGKILL if it lingers."""
         if self.proc is None:
@@ -913,6 +923,7 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGKILL)
+                os.kill(self.proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
             try:
