@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis.h"
 #include "adapter/redis_internal.h"
+#include "adapter/sentinel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,9 @@ static void r_destroy(rc_adapter_t *ad)
     redis_adapter_t *r = (redis_adapter_t *)ad;
 
     r->closing = 1;
+    /* No callback after this returns; its memory goes with its handles. */
+    rc_sentinel_destroy(r->sentinel);
+    r->sentinel = NULL;
     rc__redis_registry_leave(r);
     /* Every op callback now, before destroy returns (adapter.h); replies
      * that still come find their request with nothing owed. */
@@ -172,6 +176,7 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     r->base.sink = *sink;
     r->loop = loop;
     r->url = url;
+    r->link_port = url.port;
     r->prefix = rc_xstrdup(cfg->prefix);
     r->node_id = rc_xstrdup(cfg->node_id);
     r->history_size = cfg->history_size;
@@ -207,6 +212,14 @@ rc_adapter_t *rc_redis_create(uv_loop_t *loop, const rc_adapter_sink_t *sink,
     uv_timer_init(loop, &r->retry);
     uv_timer_init(loop, &r->flush);
     r->tick.data = r->retry.data = r->flush.data = r;
+    if (rc__redis_sentinel_start(r) != RC_OK) {
+        snprintf(err, errlen, "redis_url: cannot start the Sentinel finder");
+        r->handles = 3;
+        uv_close((uv_handle_t *)&r->tick, rc__redis_on_handle_closed);
+        uv_close((uv_handle_t *)&r->retry, rc__redis_on_handle_closed);
+        uv_close((uv_handle_t *)&r->flush, rc__redis_on_handle_closed);
+        return NULL;
+    }
     rc__redis_link_start(r);
     return &r->base;
 }

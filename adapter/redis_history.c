@@ -153,9 +153,11 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
         !reply_seq(r, rep->element[0], &latest) ||
         (rep->element[1]->type == REDIS_REPLY_STRING &&
          !reply_seq(r, rep->element[1], &epoch))) {
-        if (rep && rep->type == REDIS_REPLY_ERROR)
+        if (rep && rep->type == REDIS_REPLY_ERROR) {
             rc_log(RC_LOG_WARN, "redis_history_error", "room=%s err=\"%s\"",
                    rm->name, rep->str);
+            rc__redis_reply_error(r, rep->str);
+        }
         rc__redis_req_fail(h, RC_EBACKEND);
         goto out;
     }
@@ -330,8 +332,10 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *pd)
         p->err = RC_OK;
     } else {
         p->err = RC_EBACKEND;
-        if (rep && rep->type == REDIS_REPLY_ERROR)
+        if (rep && rep->type == REDIS_REPLY_ERROR) {
             rc_log(RC_LOG_WARN, "redis_publish_error", "err=\"%s\"", rep->str);
+            rc__redis_reply_error(r, rep->str);
+        }
     }
     if (p->hold)
         return; /* WAIT answers next */

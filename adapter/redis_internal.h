@@ -60,6 +60,8 @@
 #include "common/msg.h"
 #include "common/redis_url.h"
 
+typedef struct rc_sentinel rc_sentinel_t; /* adapter/sentinel.h */
+
 #define RC_REDIS_TICK_MS 250
 #define RC_REDIS_PROBE_IDLE_MS 1000  /* PING when the sub link was quiet */
 #define RC_REDIS_PROBE_DEAD_MS 3500  /* declare it dead after this silence */
@@ -142,6 +144,14 @@ struct redis_adapter {
     rc_adapter_t base;
     uv_loop_t *loop; /* borrowed */
     rc_redis_url_t url;
+    /* redis-sentinel://: the master finder (owned), and the master it last
+     * confirmed (master_ip "" while none is). Both links connect to
+     * master_ip:link_port; for redis:// link_port is the URL's port. */
+    rc_sentinel_t *sentinel;
+    char master_ip[64];
+    int link_port;
+    int wrong_role; /* a READONLY/LOADING reply: reconnect at the tick */
+    int in_finder;  /* inside on_master/on_lost: no recheck from teardown */
     char *prefix, *node_id, *library; /* owned */
     char *ch_ctl, *k_node, *k_envkey; /* owned: this node's names */
     uint32_t history_size, max_publish;
@@ -193,6 +203,16 @@ static inline void rc__redis_list_move(rc_list_t *dst, rc_list_t *src)
         rc_list_push(dst, n);
     }
 }
+
+/* ---- redis_link.c: Sentinel */
+
+/* redis-sentinel://: starts the master finder (r->sentinel); RC_OK and
+ * nothing to do for redis://. */
+RC_MUST_CHECK rc_err_t rc__redis_sentinel_start(redis_adapter_t *r);
+/* An error reply on the command link: READONLY or LOADING means the
+ * server is no (longer a usable) master; the link is dropped at the next
+ * tick and the sentinels are asked again. */
+void rc__redis_reply_error(redis_adapter_t *r, const char *err);
 
 /* ---- redis.c */
 

@@ -7,6 +7,7 @@
  * or a silent subscription link (a PING that gets no pong).
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
+#include "adapter/sentinel.h"
 #include "adapter/sublink.h"
 
 #include <stdio.h>
@@ -52,9 +53,11 @@ void rc__redis_on_void_reply(redisAsyncContext *ac, void *reply, void *pd)
     if (!r)
         return;
     rc__redis_cmd_done(r);
-    if (rep && rep->type == REDIS_REPLY_ERROR)
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
         rc_log(RC_LOG_WARN, "redis_error", "what=%s err=\"%s\"",
                pd ? (const char *)pd : "command", rep->str);
+        rc__redis_reply_error(r, rep->str);
+    }
 }
 
 /* ------------------------------------------------------------ up/down */
@@ -68,8 +71,8 @@ void rc__redis_maybe_up(redis_adapter_t *r)
     r->backoff_ms = RC_REDIS_BACKOFF_MIN_MS;
     r->last_sub_rx = uv_now(r->loop);
     r->m_reconnects++;
-    rc_log(RC_LOG_INFO, "redis_up", "host=%s port=%d", r->url.host,
-           r->url.port);
+    rc_log(RC_LOG_INFO, "redis_up", "host=%s port=%d",
+           r->sentinel ? r->master_ip : r->url.host, r->link_port);
     rc__redis_rooms_up(r);
     rc__redis_announce(&r->base);
     r->base.sink.state(r->base.sink.ctx, true);
@@ -89,6 +92,7 @@ void rc__redis_teardown(redis_adapter_t *r, const char *why)
     r->state = LINK_DOWN;
     r->cmd = NULL;
     r->sub = NULL;
+    r->wrong_role = 0;
     rc_log(was_up && !r->closing ? RC_LOG_WARN : RC_LOG_INFO, "redis_down",
            "why=\"%s\"", why ? why : "");
     /* Pending replies get NULL (callbacks handle it); ours are detached
@@ -107,6 +111,10 @@ void rc__redis_teardown(redis_adapter_t *r, const char *why)
         r->base.sink.state(r->base.sink.ctx, false);
     if (r->state != LINK_DOWN || r->closing)
         return; /* a callback above started something else */
+    /* Sentinel: a dropped link to the master may be a failover: ask
+     * again (the answer comes later, through on_master or on_lost). */
+    if (r->sentinel && !r->in_finder)
+        rc_sentinel_recheck(r->sentinel);
     /* Capped exponential backoff with jitter, so a fleet of nodes does not
      * hammer a Redis that just came back. */
     if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
@@ -242,7 +250,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static redisAsyncContext *open_link(redis_adapter_t *r, const char *ip)
 {
-    redisAsyncContext *ac = redisAsyncConnect(ip, r->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(ip, r->link_port);
 
     if (!ac)
         return NULL;
@@ -311,7 +319,7 @@ static rc_sublink_t *open_sub(redis_adapter_t *r, const char *ip)
     };
     rc_sublink_cfg_t cfg = {
         .ip = ip,
-        .port = (uint16_t)r->url.port,
+        .port = (uint16_t)r->link_port,
         .user = r->url.user[0] ? r->url.user : NULL,
         .password = r->url.password[0] ? r->url.password : NULL,
     };
@@ -325,6 +333,8 @@ static rc_sublink_t *open_sub(redis_adapter_t *r, const char *ip)
     }
     return l;
 }
+
+static void connect_ip(redis_adapter_t *r, const char *ip);
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -344,6 +354,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         rc__redis_teardown(r, "cannot resolve host");
         return;
     }
+    connect_ip(r, ip);
+}
+
+/* Opens both links to ip:r->link_port (a numeric address), then AUTH,
+ * SELECT, the envelope key and the library. */
+static void connect_ip(redis_adapter_t *r, const char *ip)
+{
     r->cmd = open_link(r, ip);
     r->sub = open_sub(r, ip);
     if (!r->cmd || !r->sub) {
@@ -387,11 +404,20 @@ static void start_connect(redis_adapter_t *r)
 
     if (r->closing || r->gai_busy || r->state != LINK_DOWN)
         return;
+    if (r->sentinel && !r->master_ip[0])
+        return; /* no master: on_master starts the connect */
     r->state = LINK_CONNECTING;
     r->cmd_connected = r->sub_connected = r->lib_loaded = 0;
     r->ctl_subscribed = 0;
     r->inflight = 0;
     r->connect_ms = uv_now(r->loop);
+    if (r->sentinel) {
+        /* The finder resolved and confirmed the master: connect to it. */
+        char ip[sizeof(r->master_ip)];
+        snprintf(ip, sizeof(ip), "%s", r->master_ip);
+        connect_ip(r, ip);
+        return;
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -416,6 +442,11 @@ static void on_tick(uv_timer_t *t)
     redis_adapter_t *r = t->data;
     uint64_t now = uv_now(r->loop);
 
+    if (r->wrong_role && r->state != LINK_DOWN) {
+        rc__redis_teardown(r, "the server is not a master (READONLY or "
+                              "LOADING)");
+        return;
+    }
     if (r->state != LINK_UP) {
         if (r->state == LINK_CONNECTING &&
             now - r->connect_ms > RC_REDIS_CMD_TIMEOUT_MS)
@@ -446,6 +477,76 @@ static void on_tick(uv_timer_t *t)
         rc__redis_announce(&r->base);
     rc__redis_rooms_sweep(r, now);
     rc__redis_flush_batches(r);
+}
+
+/* ----------------------------------------------------------- Sentinel */
+
+void rc__redis_reply_error(redis_adapter_t *r, const char *err)
+{
+    if (!r->sentinel || r->closing || !err)
+        return;
+    if (strncmp(err, "READONLY", 8) != 0 && strncmp(err, "LOADING", 7) != 0)
+        return;
+    if (!r->wrong_role)
+        rc_log(RC_LOG_WARN, "redis_not_master", "host=%s port=%d err=\"%.80s\"",
+               r->master_ip, r->link_port, err);
+    r->wrong_role = 1; /* the tick drops the links: not inside a reply */
+    rc_sentinel_recheck(r->sentinel);
+}
+
+/* A confirmed master that differs from the last one (or the first): move
+ * both links there now, without backoff. */
+static void on_master(void *ctx, const char *ip, int port)
+{
+    redis_adapter_t *r = ctx;
+    bool moved = r->master_ip[0] &&
+                 (strcmp(r->master_ip, ip) != 0 || r->link_port != port);
+
+    if (r->closing)
+        return;
+    rc_log(RC_LOG_INFO, "redis_master", "host=%s port=%d%s", ip, port,
+           moved ? " moved=1" : "");
+    snprintf(r->master_ip, sizeof(r->master_ip), "%s", ip);
+    r->link_port = port;
+    r->in_finder = 1;
+    if (r->state != LINK_DOWN)
+        rc__redis_teardown(r, "new master");
+    r->in_finder = 0;
+    if (r->closing || r->state != LINK_DOWN)
+        return;
+    uv_timer_stop(&r->retry);
+    r->backoff_ms = RC_REDIS_BACKOFF_MIN_MS;
+    start_connect(r);
+}
+
+/* No sentinel confirms a master: drop the links (writes there would be
+ * lost) and wait for on_master; /readyz is 503 meanwhile. */
+static void on_lost(void *ctx)
+{
+    redis_adapter_t *r = ctx;
+
+    if (r->closing)
+        return;
+    rc_log(RC_LOG_WARN, "redis_master_lost", "master=%s", r->url.master);
+    r->master_ip[0] = '\0';
+    r->in_finder = 1;
+    if (r->state != LINK_DOWN)
+        rc__redis_teardown(r, "no master");
+    r->in_finder = 0;
+}
+
+rc_err_t rc__redis_sentinel_start(redis_adapter_t *r)
+{
+    const rc_sentinel_cbs_t cbs = {
+        .on_master = on_master,
+        .on_lost = on_lost,
+        .ctx = r,
+    };
+
+    if (r->url.topo != RC_REDIS_SENTINEL)
+        return RC_OK;
+    r->sentinel = rc_sentinel_create(r->loop, &r->url, NULL, &cbs);
+    return r->sentinel ? RC_OK : RC_ENOMEM;
 }
 
 /* ---------------------------------------------------------- lifecycle */
