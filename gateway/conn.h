@@ -54,6 +54,8 @@ typedef struct rc_conn {
     uint8_t saved : 1;       /* its session snapshot is stored */
     uint8_t moving : 1;      /* drain: snapshot on its way, no deliveries */
     uint8_t peer_closed : 1; /* the client sent its close: lws answers it */
+    uint8_t paced : 1;       /* a replay waits for its queue (session.c) */
+    uint8_t resuming : 1;    /* welcome not sent yet: requests wait */
 } rc_conn_t;
 
 void rc_conn_init(rc_conn_t *c);

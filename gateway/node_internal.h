@@ -107,6 +107,11 @@ typedef struct rc__session_op {
     uint64_t since;
     struct resume_ctx *parent; /* resume.c: set for the rooms of a resume */
     uint32_t index;            /* resume.c: the room's index in parent */
+    /* A paced replay (rc__session_replay): the history not queued yet,
+     * owned refs [ireplay, nreplay), queued as the client's queue drains
+     * (rc__session_pump). NULL for every other op. */
+    rc_msg_t **replay;
+    uint32_t ireplay, nreplay;
     char room[RC_ROOM_MAX + 1];
 } rc__session_op_t;
 
@@ -166,9 +171,16 @@ void rc__session_op_destroy(rc__session_op_t *op);
 /* Hub op: a member with a pending op is leaving. */
 void rc__session_cancel(void *ctx, rc_member_t *m);
 /* Queue a member's history after since, then what was held while it
- * synced, and make it live. msgs are borrowed. */
+ * synced, and make it live. msgs are borrowed. A history larger than half
+ * the client's queue bound is paced: the rest is kept (refs) on an op
+ * pending on the member, which stays syncing, and is queued slice by
+ * slice as the queue drains (rc__session_pump), so a client that missed
+ * more than outbound_queue_bytes can still catch up. */
 void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
                         rc_msg_t *const *msgs, size_t nmsgs);
+/* c's queue drained below half its bound and c->paced: queue the next
+ * slice of its paced replays (writer.c, after a write). */
+void rc__session_pump(rc_node_t *n, rc_conn_t *c);
 /* RECEIVE: gather, rate-limit and handle a message. Returns -1 to close. */
 int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                         const char *in, size_t len);

@@ -75,6 +75,8 @@ rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
     op->since = req->since;
     op->parent = NULL;
     op->index = 0;
+    op->replay = NULL;
+    op->ireplay = op->nreplay = 0;
     snprintf(op->room, sizeof(op->room), "%s", req->room ? req->room : "");
     rc_list_push(&c->ops, &op->in_conn);
     return op;
@@ -82,6 +84,9 @@ rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
 
 void rc__session_op_destroy(rc__session_op_t *op)
 {
+    for (uint32_t i = op->ireplay; i < op->nreplay; i++)
+        rc_msg_unref(op->replay[i]);
+    free(op->replay);
     rc_list_remove(&op->in_conn);
     if (op->member)
         op->member->pending = NULL;
@@ -101,24 +106,100 @@ void rc__session_cancel(void *ctx, rc_member_t *m)
     (void)ctx;
     op->member = NULL;
     m->pending = NULL;
+    /* A paced replay has nobody left to serve: drop its refs now. Nothing
+     * up the stack walks c->ops while a member leaves. */
+    if (op->replay)
+        rc__session_op_destroy(op);
 }
 
-/* Queue a member's history after since, then what was held while it
- * synced, and make it live. */
+/* Queue msgs[i..n) to mb while its client's queue is under half its bound
+ * (at least one frame into an empty queue). Returns where it stopped;
+ * *dead when the client was closed meanwhile. */
+static size_t replay_slice(rc_node_t *n, rc_member_t *mb, rc_msg_t *const *msgs,
+                           size_t i, size_t nmsgs, bool *dead)
+{
+    rc_conn_t *c = mb->conn;
+    uint64_t bytes = n->cfg->outbound_queue_bytes / 2;
+    uint32_t count = n->cfg->outbound_queue_msgs / 2;
+
+    *dead = false;
+    for (; i < nmsgs; i++) {
+        rc_msg_t *m = msgs[i];
+        if (m->seq <= mb->last_seq)
+            continue;
+        if (rc_outq_count(&c->outq) &&
+            ((uint64_t)rc_outq_bytes(&c->outq) + m->len > bytes ||
+             rc_outq_count(&c->outq) >= count))
+            break;
+        mb->last_seq = m->seq;
+        if (rc_hub_send(n->hub, c, m) != RC_OK) {
+            *dead = true;
+            return nmsgs;
+        }
+        n->metrics.deliveries++;
+    }
+    return i;
+}
+
 void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
                         rc_msg_t *const *msgs, size_t nmsgs)
 {
+    rc_conn_t *c = mb->conn;
+    rc__session_op_t *op;
+    rc_req_t none;
+    bool dead;
+    size_t i;
+
     if (since > mb->last_seq)
         mb->last_seq = since;
-    for (size_t i = 0; i < nmsgs; i++) {
-        if (msgs[i]->seq <= mb->last_seq)
-            continue;
-        mb->last_seq = msgs[i]->seq;
-        if (rc_hub_send(n->hub, mb->conn, msgs[i]) != RC_OK)
-            break;
-        n->metrics.deliveries++;
+    i = replay_slice(n, mb, msgs, 0, nmsgs, &dead);
+    if (dead)
+        return;
+    if (i < nmsgs) {
+        /* The rest waits for the queue to drain; live frames are held for
+         * the member meanwhile (it is still syncing). */
+        memset(&none, 0, sizeof(none));
+        op = rc__session_op_create(n, c, &none);
+        op->replay = rc_xmalloc((nmsgs - i) * sizeof(*op->replay));
+        for (size_t k = i; k < nmsgs; k++)
+            op->replay[op->nreplay++] = rc_msg_ref(msgs[k]);
+        op->member = mb;
+        mb->pending = op;
+        c->paced = 1;
+        n->metrics.replays_paced++;
+        return;
     }
     n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
+}
+
+void rc__session_pump(rc_node_t *n, rc_conn_t *c)
+{
+    rc_list_t *it, *tmp;
+
+    c->paced = 0;
+    rc_list_foreach_safe(it, tmp, &c->ops)
+    {
+        rc__session_op_t *op = rc_container_of(it, rc__session_op_t, in_conn);
+        rc_member_t *mb = op->member;
+        bool dead;
+
+        if (!op->replay)
+            continue;
+        op->ireplay = (uint32_t)replay_slice(n, mb, op->replay, op->ireplay,
+                                             op->nreplay, &dead);
+        if (dead)
+            return; /* closing: conn_free destroys the op */
+        if (op->ireplay < op->nreplay) {
+            c->paced = 1; /* the queue is full again: next drain */
+            return;
+        }
+        mb->pending = NULL;
+        op->member = NULL;
+        rc__session_op_destroy(op);
+        n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
+        if (c->state == RC_CONN_CLOSING)
+            return;
+    }
 }
 
 static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,

@@ -207,6 +207,10 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     while (!rc_list_empty(&c->ops)) {
         rc__session_op_t *op =
             rc_container_of(c->ops.next, rc__session_op_t, in_conn);
+        if (op->replay) {
+            rc__session_op_destroy(op); /* a paced replay: nobody to wait */
+            continue;
+        }
         rc_list_remove(&op->in_conn);
         op->c = NULL;
     }
