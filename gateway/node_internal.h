@@ -181,6 +181,10 @@ void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
 /* c's queue drained below half its bound and c->paced: queue the next
  * slice of its paced replays (writer.c, after a write). */
 void rc__session_pump(rc_node_t *n, rc_conn_t *c);
+/* Handle one whole request frame of an authenticated client (buf is
+ * borrowed for the call; binary frames are refused). */
+void rc__session_handle(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                        bool binary);
 /* RECEIVE: gather, rate-limit and handle a message. Returns -1 to close. */
 int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                         const char *in, size_t len);
@@ -192,6 +196,10 @@ void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len);
 /* Send the welcome, after restoring the session named by c's resume token
  * when it offered a valid one. */
 void rc__resume_start(rc_node_t *n, rc_conn_t *c);
+/* A frame c sent while its resume is in flight (c->resuming): kept, to be
+ * handled after the welcome. Returns -1 when past the bound (then close). */
+int rc__resume_hold(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                    bool binary);
 /* Store c's snapshot. will_flush: its queue will still be written (drain),
  * else what is queued is lost (the client is gone). cb (may be NULL) runs
  * once the backend has it; returns false (and never calls cb) when there

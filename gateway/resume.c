@@ -121,11 +121,75 @@ typedef struct resume_room {
     char room[RC_ROOM_MAX + 1];
 } resume_room_t;
 
+/* Requests a client sent before its welcome, kept (bounded) until the
+ * welcome went out: PROTOCOL section 2 makes `welcome` the first frame. */
+#define HELD_MAX_FRAMES 16
+#define HELD_MAX_BYTES (16 * 1024)
+
 typedef struct resume_ctx {
     rc__session_op_t op; /* op.c is the client, cut loose if it goes */
+    uint64_t sid;        /* the session being resumed */
     size_t n, pending;
+    rc_buf_t held; /* frames sent before the welcome: [u32 len][bytes]... */
+    uint32_t nheld;
     resume_room_t rooms[];
 } resume_ctx_t;
+
+/* The resume in flight on c (its op is marked by index UINT32_MAX). */
+static resume_ctx_t *resume_of(rc_conn_t *c)
+{
+    rc_list_t *it;
+
+    rc_list_foreach(it, &c->ops)
+    {
+        rc__session_op_t *op = rc_container_of(it, rc__session_op_t, in_conn);
+        if (op->index == UINT32_MAX && !op->parent)
+            return (resume_ctx_t *)op; /* op is the first member */
+    }
+    return NULL;
+}
+
+/* The length word of a held frame; its top bit marks a binary frame. */
+#define HELD_BINARY 0x80000000u
+
+int rc__resume_hold(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                    bool binary)
+{
+    resume_ctx_t *rs = resume_of(c);
+    uint32_t l = (uint32_t)len | (binary ? HELD_BINARY : 0);
+
+    if (!rs)
+        return 0; /* cannot happen: resuming is set with the op */
+    if (rs->nheld >= HELD_MAX_FRAMES ||
+        rs->held.len + sizeof(l) + len > HELD_MAX_BYTES) {
+        n->metrics.bounds_hit[RC_BOUND_HELD_REQUESTS]++;
+        return -1;
+    }
+    rc_buf_append(&rs->held, (const char *)&l, sizeof(l));
+    rc_buf_append(&rs->held, buf, len);
+    rs->nheld++;
+    return 0;
+}
+
+/* The welcome is out: handle what the client sent meanwhile, in order. */
+static void release_held(resume_ctx_t *rs)
+{
+    rc_node_t *n = rs->op.n;
+    rc_conn_t *c = rs->op.c;
+    size_t off = 0;
+
+    if (!c)
+        return;
+    c->resuming = 0;
+    for (uint32_t i = 0; i < rs->nheld && c->state == RC_CONN_OPEN; i++) {
+        uint32_t l;
+        memcpy(&l, rs->held.data + off, sizeof(l));
+        off += sizeof(l);
+        rc__session_handle(n, c, rs->held.data + off, l & ~HELD_BINARY,
+                           (l & HELD_BINARY) != 0);
+        off += l & ~HELD_BINARY;
+    }
+}
 
 static void resume_free(resume_ctx_t *rs)
 {
@@ -134,6 +198,7 @@ static void resume_free(resume_ctx_t *rs)
             rc_msg_unref(rs->rooms[i].msgs[j]);
         free(rs->rooms[i].msgs);
     }
+    rc_buf_dispose(&rs->held);
     rc__session_op_destroy(&rs->op); /* frees rs: op is its first member */
 }
 
@@ -165,6 +230,7 @@ static void resume_finish(resume_ctx_t *rs)
         if (rr->mb)
             rc__session_replay(n, rr->mb, rr->since, rr->msgs, rr->nmsgs);
     }
+    release_held(rs);
     resume_free(rs);
 }
 
@@ -211,6 +277,40 @@ static void resume_refused(rc_node_t *n, rc_conn_t *c, rc_resume_refusal_t why)
     send_welcome(n, c, NULL);
 }
 
+/* The connection of session sid on this node that is still open (its
+ * client came back before we noticed the old link died), or NULL. */
+static rc_conn_t *live_session(rc_node_t *n, uint64_t sid, const rc_conn_t *c)
+{
+    rc_list_t *it;
+
+    /* A walk, taken only when a claim found no snapshot. */
+    rc_list_foreach(it, &n->conns)
+    {
+        rc_conn_t *o = rc_container_of(it, rc_conn_t, in_server);
+        if (o->session == sid && o != c && o->state == RC_CONN_OPEN && o->id &&
+            !o->saved &&
+            strcmp(rc_identity_sub(o->id), rc_identity_sub(c->id)) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Take the session over from its old connection: its rooms and position
+ * (what was written to its socket) move to c, and it is closed, so what it
+ * would have saved when freed is not lost behind a used claim. Returns an
+ * owned snapshot, or NULL. */
+static char *take_over(rc_node_t *n, rc_conn_t *old, size_t *len)
+{
+    char *json = snapshot_json(old, false, len);
+
+    old->saved = 1; /* its snapshot is this one: never save it again */
+    rc_hub_drop_queue(n->hub, old);
+    rc__writer_close(n, old, 1000);
+    n->metrics.resume_takeovers++;
+    rc_log(RC_LOG_INFO, "resume_takeover", "session=%016" PRIx64, old->session);
+    return json;
+}
+
 static void on_session_taken(void *arg, rc_err_t err, bool used,
                              const char *json, size_t len)
 {
@@ -220,20 +320,28 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
     json_t *root = NULL, *rooms;
     size_t i, k = 0;
     resume_ctx_t *big;
+    char *mine = NULL;
+    rc_conn_t *old;
 
     if (!c) {
         resume_free(rs);
         return;
+    }
+    if (err == RC_OK && !used && !json && (old = live_session(n, rs->sid, c))) {
+        mine = take_over(n, old, &len);
+        json = mine;
     }
     if (err != RC_OK || used || !json) {
         resume_refused(n, c,
                        err != RC_OK ? RC_RESUME_BACKEND
                        : used       ? RC_RESUME_USED
                                     : RC_RESUME_NO_SNAPSHOT);
+        release_held(rs);
         resume_free(rs);
         return;
     }
     root = json_loadb(json, len, 0, NULL);
+    free(mine);
     rooms = json_object_get(root, "rooms");
     if (!json_is_array(rooms) ||
         !json_is_string(json_object_get(root, "sub")) ||
@@ -241,6 +349,7 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
                rc_identity_sub(c->id)) != 0) {
         json_decref(root);
         resume_refused(n, c, RC_RESUME_BAD_SNAPSHOT);
+        release_held(rs);
         resume_free(rs);
         return;
     }
@@ -251,6 +360,7 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
     /* realloc moved the op: relink it on the conn's list */
     big->op.in_conn.next->prev = &big->op.in_conn;
     big->op.in_conn.prev->next = &big->op.in_conn;
+    /* held.data is a heap pointer: moved along with the struct */
     rs = big;
     rs->n = 0;
     rs->pending = 1; /* held until every room was asked */
@@ -345,8 +455,17 @@ void rc__resume_start(rc_node_t *n, rc_conn_t *c)
         rc_list_init(&rs->op.in_conn);
         rc_list_push(&c->ops, &rs->op.in_conn);
     }
+    rs->op.index = UINT32_MAX; /* marks the resume op (resume_of) */
+    rs->sid = strtoull(sid, NULL, 16);
+    /* Until the welcome nothing else goes out: requests are held by
+     * rc__resume_hold (bounded; the rate limit still counts them), the
+     * heartbeat skips c. (lws_rx_flow_control is not used: lws 4.1 on
+     * libuv does not hand over what it buffered meanwhile when reading
+     * is enabled again.) */
+    c->resuming = 1;
     if (n->adapter->ops->session_take(n->adapter, sid, n->cfg->resume_ttl_ms,
                                       on_session_taken, rs) != RC_OK) {
+        release_held(rs);
         resume_free(rs);
         resume_refused(n, c, RC_RESUME_BACKEND);
     }

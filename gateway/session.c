@@ -417,13 +417,19 @@ static const op_def_t *op_def(rc_op_t op)
     return (size_t)op < RC_ARRAY_LEN(op_defs) ? &op_defs[op] : &none;
 }
 
-static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
-                           size_t len)
+void rc__session_handle(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                        bool binary)
 {
     rc_req_t req;
     const char *code, *msg;
     const op_def_t *def;
 
+    if (binary) {
+        n->metrics.bad_requests++;
+        rc__session_send_error(n, c, NULL, "bad_request",
+                               "frames must be JSON text");
+        return;
+    }
     if (rc_proto_parse(buf, len, &req, &code, &msg) != RC_OK) {
         n->metrics.bad_requests++;
         rc__session_send_error(n, c, &req, code, msg);
@@ -508,13 +514,15 @@ static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
         return do_first_frame(n, c, wsi, buf, len);
     if (c->state != RC_CONN_OPEN)
         return 0; /* closing: ignore what still comes in */
-    if (binary) {
-        n->metrics.bad_requests++;
-        rc__session_send_error(n, c, NULL, "bad_request",
-                               "frames must be JSON text");
+    if (c->resuming) {
+        /* Its welcome is not out yet: handled after it, in order. */
+        if (rc__resume_hold(n, c, buf, len, binary) != 0) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
+            return -1;
+        }
         return 0;
     }
-    handle_request(n, c, buf, len);
+    rc__session_handle(n, c, buf, len, binary);
     return 0;
 }
 

@@ -186,6 +186,8 @@ static void on_hb_timer(uv_timer_t *t)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
             continue;
         }
+        if (c->resuming) /* nothing goes out before its welcome */
+            continue;
         if (rc_hub_send(n->hub, c, n->ping) != RC_OK)
             continue;
     }

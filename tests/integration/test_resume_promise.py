@@ -22,7 +22,7 @@ class RawWS:
     """A WebSocket client on a plain socket: it reads only when asked."""
 
     def __init__(self, node, token=None, query="", rcvbuf=None, timeout=10.0,
-                 first=None):
+                 after=None):
         self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -36,8 +36,7 @@ class RawWS:
         if token:
             hdrs.append(f"Authorization: Bearer {token}")
         req = ("\r\n".join(hdrs) + "\r\n\r\n").encode()
-        # `first` frames go out in the same write as the upgrade request
-        self.s.sendall(req + b"".join(self.frame(f) for f in (first or ())))
+        self.s.sendall(req)
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.s.recv(65536)
@@ -46,6 +45,8 @@ class RawWS:
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         self.close_code = None
+        if after:  # sent in one write as soon as the 101 arrived
+            self.s.sendall(b"".join(self.frame(f) for f in after))
 
     @staticmethod
     def frame(obj):
@@ -192,5 +193,89 @@ def test_resume_after_4009_starts_at_what_was_written(rnodes, redis):
         assert r.close_code is None, f"closed during the replay: " \
             f"{r.close_code}"
         assert n.m("roomcast_replays_paced_total") >= 1
+    finally:
+        r.close()
+
+
+def test_resume_while_old_link_looks_alive_takes_the_session_over(rnodes,
+                                                                    redis):
+    """The client's old link is half-open (the node still thinks it is
+    alive) when it reconnects with its resume token: the new connection
+    gets the rooms and position, the old one is closed, and live traffic
+    continues on the new one without a gap or a duplicate."""
+    n = rnode(rnodes)
+    room = "half-open"
+    jwt = mint_jwt(sub="phone", rooms=["*"])
+    old = RawWS(n, jwt)
+    new = None
+    try:
+        w = old.frames(count=1)[0]
+        assert w["op"] == "welcome", w
+        old.send({"op": "join", "id": 1, "room": room})
+        assert old.frames(count=1)[0]["op"] == "ok"
+        seqs = fcall_publish_many(redis, room, [{"k": k} for k in range(3)])
+        got = old.frames(count=3)
+        assert [f["seq"] for f in got] == seqs, got
+        # the old socket stays open (the node cannot tell it is dead)
+        new = RawWS(n, jwt, query="?resume=" + w["resume"])
+        wel = new.frames(count=1)[0]
+        assert wel["op"] == "welcome", wel
+        assert wel["resumed"] is True, f"token burnt by a takeover: {wel!r}"
+        assert [r["room"] for r in wel["rooms"]] == [room], wel
+        assert wel["rooms"][0]["recovered"] is True, wel
+        later = fcall_publish_many(redis, room, [{"k": k} for k in (3, 4)])
+        fr = new.frames(timeout=5, count=2)
+        assert [f.get("seq") for f in fr] == later, \
+            f"after the takeover: {fr!r} (want {later}, no replay of {seqs})"
+        old.frames(timeout=5, until_close=True)
+        assert old.close_code in (1000, 1006), old.close_code
+        assert n.m("roomcast_resume_takeovers_total") == 1
+    finally:
+        old.close()
+        if new:
+            new.close()
+
+
+def test_welcome_is_the_first_frame_of_a_resume(rnodes, redis):
+    """Requests sent right after the upgrade, while the resume is looked up
+    in Redis (held up there by CLIENT PAUSE ... WRITE), are answered after
+    the welcome, not before; the same for a request right behind an auth
+    frame."""
+    n = rnode(rnodes)
+    jwt = mint_jwt(sub="eager", rooms=["*"])
+    c = RawWS(n, jwt)
+    try:
+        w = c.frames(count=1)[0]
+        c.send({"op": "join", "id": 1, "room": "eager"})
+        assert c.frames(count=1)[0]["op"] == "ok"
+    finally:
+        c.close()
+    wait_until(lambda: n.m("roomcast_connections") == 0, 10,
+               what="the first connection freed")
+    redis.call("CLIENT", "PAUSE", "300", "WRITE")
+    r = RawWS(n, jwt, query="?resume=" + w["resume"],
+              after=[{"op": "ping", "id": 7}, {"op": "join", "id": 8,
+                                                "room": "other"}])
+    try:
+        fr = r.frames(timeout=5, count=3)
+        assert [f["op"] for f in fr][:1] == ["welcome"], \
+            f"a reply went out before the welcome: {fr!r}"
+        assert fr[0]["resumed"] is True, fr[0]
+        assert [(f["op"], f.get("id")) for f in fr[1:]] == \
+            [("ok", 7), ("ok", 8)], fr
+        tok = fr[0]["resume"]
+    finally:
+        r.close()
+    wait_until(lambda: n.m("roomcast_connections") == 0, 10,
+               what="the second connection freed")
+    # the token in an auth frame, a ping in the same packet
+    redis.call("CLIENT", "PAUSE", "300", "WRITE")
+    r = RawWS(n, None)
+    try:
+        r.s.sendall(r.frame({"op": "auth", "token": jwt, "resume": tok}) +
+                    r.frame({"op": "ping", "id": 9}))
+        fr = r.frames(timeout=5, count=2)
+        assert [f["op"] for f in fr] == ["welcome", "ok"], fr
+        assert fr[0]["resumed"] is True, fr[0]
     finally:
         r.close()
