@@ -25,6 +25,7 @@
 #include "adapter/adapter.h"
 #include "auth/auth.h"
 #include "common/buf.h"
+#include "common/htab.h"
 #include "common/list.h"
 #include "common/msg.h"
 #include "gateway/admin.h"
@@ -72,6 +73,8 @@ struct rc_node {
     uv_idle_t flush_idle;
 
     /* resume.c */
+    rc_htab_t sessions; /* session_entry by session id, authenticated
+                           conns; buckets allocated while non-empty */
     unsigned char resume_key[32];
     size_t resume_key_len;
 
@@ -196,6 +199,16 @@ void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len);
 /* Send the welcome, after restoring the session named by c's resume token
  * when it offered a valid one. */
 void rc__resume_start(rc_node_t *n, rc_conn_t *c);
+/* The index of authenticated conns by session id (a resume of a session
+ * whose old connection is still open here takes it over). */
+void rc__resume_index_add(rc_node_t *n, rc_conn_t *c);
+void rc__resume_index_remove(rc_node_t *n, rc_conn_t *c);
+/* Store c's snapshot again when its rooms or positions changed since the
+ * last time (the heartbeat sweep, joins and leaves): a client that comes
+ * back on another node while this connection still looks alive resumes
+ * from it (at worst one heartbeat behind: the replay then repeats what it
+ * had, which clients drop by seq). Not the final snapshot (c->saved). */
+void rc__resume_refresh(rc_node_t *n, rc_conn_t *c);
 /* A frame c sent while its resume is in flight (c->resuming): kept, to be
  * handled after the welcome. Returns -1 when past the bound (then close). */
 int rc__resume_hold(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,

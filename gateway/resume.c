@@ -112,6 +112,48 @@ bool rc__resume_save(rc_node_t *n, rc_conn_t *c, bool will_flush,
     return true;
 }
 
+/* A fingerprint of c's rooms and positions (FNV-1a over each membership
+ * and its last_seq); 0 when it is in no room. */
+static uint32_t snap_print(const rc_conn_t *c)
+{
+    uint32_t h = 2166136261u;
+    rc_list_t *it;
+
+    if (rc_list_empty(&c->members))
+        return 0;
+    rc_list_foreach(it, &c->members)
+    {
+        const rc_member_t *mb = rc_container_of(it, rc_member_t, in_conn);
+        uint64_t v[2] = {(uint64_t)(uintptr_t)mb->room, mb->last_seq};
+        const unsigned char *p = (const unsigned char *)v;
+        for (size_t i = 0; i < sizeof(v); i++)
+            h = (h ^ p[i]) * 16777619u;
+    }
+    return h ? h : 1;
+}
+
+void rc__resume_refresh(rc_node_t *n, rc_conn_t *c)
+{
+    char sid[17], *json;
+    uint32_t print;
+    size_t len;
+
+    if (c->saved || c->moving || c->resuming || !c->id ||
+        c->state != RC_CONN_OPEN || !n->adapter)
+        return;
+    print = snap_print(c);
+    if (print == c->snap_print)
+        return;
+    json = snapshot_json(c, false, &len);
+    if (!json)
+        return;
+    c->snap_print = print;
+    snprintf(sid, sizeof(sid), "%016" PRIx64, c->session);
+    n->adapter->ops->session_save(n->adapter, sid, json, len,
+                                  n->cfg->resume_ttl_ms, NULL, NULL);
+    free(json);
+}
+
 typedef struct resume_room {
     rc_member_t *mb; /* NULL when the room was not restored */
     uint64_t since, latest;
@@ -231,6 +273,7 @@ static void resume_finish(resume_ctx_t *rs)
             rc__session_replay(n, rr->mb, rr->since, rr->msgs, rr->nmsgs);
     }
     release_held(rs);
+    rc__resume_refresh(n, c);
     resume_free(rs);
 }
 
@@ -277,18 +320,55 @@ static void resume_refused(rc_node_t *n, rc_conn_t *c, rc_resume_refusal_t why)
     send_welcome(n, c, NULL);
 }
 
+/* One per authenticated conn, in n->sessions. Session ids are drawn by
+ * the node (splitmix64 over a random seed), never by a client, so they
+ * serve as their own hash. */
+typedef struct session_entry {
+    rc_hnode_t node;
+    rc_conn_t *conn;
+} session_entry_t;
+
+void rc__resume_index_add(rc_node_t *n, rc_conn_t *c)
+{
+    session_entry_t *e = rc_xmalloc(sizeof(*e));
+
+    if (!n->sessions._buckets)
+        rc_htab_init(&n->sessions);
+    e->node.hash = c->session;
+    e->conn = c;
+    rc_htab_insert(&n->sessions, &e->node);
+}
+
+void rc__resume_index_remove(rc_node_t *n, rc_conn_t *c)
+{
+    rc_hnode_t *h;
+
+    if (!n->sessions._buckets)
+        return;
+    for (h = rc_htab_first(&n->sessions, c->session); h; h = rc_htab_next(h)) {
+        session_entry_t *e = rc_container_of(h, session_entry_t, node);
+        if (e->conn == c) {
+            rc_htab_remove(&n->sessions, h);
+            free(e);
+            break;
+        }
+    }
+    if (n->sessions.count == 0)
+        rc_htab_dispose(&n->sessions); /* an idle node keeps nothing */
+}
+
 /* The connection of session sid on this node that is still open (its
  * client came back before we noticed the old link died), or NULL. */
 static rc_conn_t *live_session(rc_node_t *n, uint64_t sid, const rc_conn_t *c)
 {
-    rc_list_t *it;
+    rc_hnode_t *h;
 
-    /* A walk, taken only when a claim found no snapshot. */
-    rc_list_foreach(it, &n->conns)
-    {
-        rc_conn_t *o = rc_container_of(it, rc_conn_t, in_server);
+    if (!n->sessions._buckets)
+        return NULL;
+    for (h = rc_htab_first(&n->sessions, sid); h; h = rc_htab_next(h)) {
+        rc_conn_t *o = rc_container_of(h, session_entry_t, node)->conn;
         if (o->session == sid && o != c && o->state == RC_CONN_OPEN && o->id &&
-            !o->saved &&
+            !o->saved && !o->moving &&
             strcmp(rc_identity_sub(o->id), rc_identity_sub(c->id)) == 0)
             return o;
     }
@@ -327,7 +407,9 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         resume_free(rs);
         return;
     }
-    if (err == RC_OK && !used && !json && (old = live_session(n, rs->sid, c))) {
+    /* The old connection is still open here: its own account of what was
+     * written beats any snapshot stored earlier (rc__resume_refresh). */
+    if (err == RC_OK && !used && (old = live_session(n, rs->sid, c))) {
         mine = take_over(n, old, &len);
         json = mine;
     }

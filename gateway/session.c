@@ -39,8 +39,10 @@ void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
 void rc__session_open(rc_node_t *n, rc_conn_t *c)
 {
     c->state = RC_CONN_OPEN;
-    if (c->id)
+    if (c->id) {
         rc__timers_exp_set(n, c, rc_identity_exp_ms(c->id));
+        rc__resume_index_add(n, c);
+    }
     rc__timers_exp_arm(n);
     rc__resume_start(n, c);
 }
@@ -234,6 +236,7 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
      * with no gap or duplicate (last_seq drops what was queued already). */
     rc__session_replay(n, mb, op->has_since ? op->since : latest, msgs,
                        op->has_since ? nmsgs : 0);
+    rc__resume_refresh(n, op->c);
     rc__session_op_destroy(op);
 }
 
@@ -375,12 +378,13 @@ static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 
 static void do_leave(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 {
-    if (rc_hub_leave(n->hub, c, req->room) != RC_OK)
+    if (rc_hub_leave(n->hub, c, req->room) != RC_OK) {
         rc__session_send_error(n, c, req, "not_joined", "not a member of room");
-    else
-        rc__session_send(
-            n, c,
-            rc_proto_ok_room(req->has_id, req->id, req->room, false, 0, -1));
+        return;
+    }
+    rc__session_send(
+        n, c, rc_proto_ok_room(req->has_id, req->id, req->room, false, 0, -1));
+    rc__resume_refresh(n, c);
 }
 
 static void do_ping(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)

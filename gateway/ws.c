@@ -200,6 +200,8 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     rc__timers_pending_remove(n, c);
     rc__timers_exp_remove(n, c);
     rc__writer_unlist(n, c);
+    if (c->id && c->state != RC_CONN_PENDING_AUTH)
+        rc__resume_index_remove(n, c);
     /* A client that goes away can resume on any node within resume_ttl. */
     (void)rc__resume_save(n, c, false, NULL, NULL);
     rc_hub_leave_all(n->hub, c);

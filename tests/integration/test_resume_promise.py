@@ -97,6 +97,12 @@ class RawWS:
                     self.close_code = (int.from_bytes(payload[:2], "big")
                                        if len(payload) >= 2 else 1005)
                     return out
+                if op == 9:  # a live client answers pings
+                    mask = os.urandom(4)
+                    self.s.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask +
+                                   bytes(b ^ mask[i % 4]
+                                         for i, b in enumerate(payload)))
+                    continue
                 if op == 1:
                     out.append(json.loads(payload))
                     if count is not None and len(out) >= count:
@@ -279,3 +285,36 @@ def test_welcome_is_the_first_frame_of_a_resume(rnodes, redis):
         assert fr[0]["resumed"] is True, fr[0]
     finally:
         r.close()
+
+
+def test_resume_on_another_node_while_old_link_looks_alive(rnodes, redis):
+    """The same, across nodes: the client's link to A is half-open (A
+    still sees it answer its pings) when it resumes on B. A keeps the
+    session's snapshot current (at each heartbeat when positions moved), so
+    B restores the rooms from where A had written."""
+    a = rnode(rnodes, "A", heartbeat_ms=1000)
+    b = rnode(rnodes, "B", heartbeat_ms=1000)
+    room = "roaming"
+    jwt = mint_jwt(sub="roamer", rooms=["*"])
+    old = RawWS(a, jwt)
+    new = None
+    try:
+        w = old.frames(count=1)[0]
+        old.send({"op": "join", "id": 1, "room": room})
+        assert old.frames(count=1)[0]["op"] == "ok"
+        seqs = fcall_publish_many(redis, room, [{"k": k} for k in range(3)])
+        assert [f["seq"] for f in old.frames(count=3)] == seqs
+        old.frames(timeout=2.5)  # a heartbeat or two; pings answered
+        new = RawWS(b, jwt, query="?resume=" + w["resume"])
+        wel = new.frames(count=1)[0]
+        assert wel["op"] == "welcome", wel
+        assert wel["resumed"] is True, \
+            f"resume on B while A's link looked alive: {wel!r}"
+        assert [r["room"] for r in wel["rooms"]] == [room], wel
+        later = fcall_publish_many(redis, room, [{"k": k} for k in (3, 4)])
+        fr = [f for f in new.frames(timeout=5, count=2)]
+        assert [f.get("seq") for f in fr] == later, fr
+    finally:
+        old.close()
+        if new:
+            new.close()
