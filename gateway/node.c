@@ -176,6 +176,8 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     info.retry_and_idle_policy = &no_validity;
     /* Authorization headers carry tokens up to RC_AUTH_MAX_TOKEN. */
     info.max_http_header_data = RC_AUTH_MAX_TOKEN + 2048;
+    rc__ws_token_limits(&n->token_limits); /* long values answered, ws.c */
+    info.token_limits = &n->token_limits;
     info.max_http_header_pool = 64;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 10;

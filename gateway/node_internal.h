@@ -53,6 +53,7 @@ struct rc_node {
     rc_metrics_t metrics;
 
     /* ws.c */
+    struct lws_token_limits token_limits; /* rc__ws_token_limits */
     rc_list_t conns; /* rc_conn.in_server: every established conn */
     uint32_t nconns;
     uint64_t session_seed, session_ctr; /* session ids */
@@ -126,6 +127,8 @@ int64_t rc__node_wall_ms(void);
 /* "serving", "draining" or "stopping" (static text). */
 const char *rc__node_state(const rc_node_t *n);
 
+/* ws.c: the header value limits lws applies (info.token_limits). */
+void rc__ws_token_limits(struct lws_token_limits *tl);
 /* ws.c: the lws protocol callback. */
 int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);

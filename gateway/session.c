@@ -16,6 +16,11 @@
 #include "common/mem.h"
 #include "gateway/node_internal.h"
 
+/* The largest first frame of a connection waiting for its auth frame: a
+ * token of RC_AUTH_MAX_TOKEN, a resume token (< 1024) and the JSON around
+ * them. */
+#define RC_SESSION_FIRST_FRAME_MAX (RC_AUTH_MAX_TOKEN + 2048)
+
 /* Queue an owned frame to one client (drops the ref). */
 void rc__session_send(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
 {
@@ -538,6 +543,15 @@ int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     unsigned char *nb;
 
     c->last_rx_ms = rc__node_loop_ms(n);
+    /* Before auth the only frame that means anything is the auth frame:
+     * a socket nobody authenticated may not make us buffer max_frame. */
+    if (c->state == RC_CONN_PENDING_AUTH &&
+        (uint64_t)c->rx_len + len + remaining > RC_SESSION_FIRST_FRAME_MAX) {
+        n->metrics.oversize_closes++;
+        n->metrics.bounds_hit[RC_BOUND_FIRST_FRAME]++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+        return -1;
+    }
     if ((uint64_t)c->rx_len + len + remaining > n->cfg->max_frame) {
         n->metrics.oversize_closes++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
