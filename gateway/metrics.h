@@ -45,7 +45,8 @@ const char *rc_resume_refusal_str(rc_resume_refusal_t r);
 typedef enum rc_bound {
     RC_BOUND_HISTORY_CONN = 0, /* history reads in flight, per connection */
     RC_BOUND_HISTORY_NODE,     /* history reads in flight, per node */
-    RC_BOUND_RESUME_ROOMS,     /* rooms of one resume read at once */
+    RC_BOUND_RESUME_ROOMS,     /* a resume's rooms read a few at a time */
+    RC_BOUND_RESUME_BYTES,     /* history held for a welcome; re-read */
     RC_BOUND_FIRST_FRAME,      /* a first (auth) frame past its cap */
     RC_BOUND_TOKEN_TOO_LONG,   /* a token over the header/URL buffers */
     RC_BOUND_HELD_REQUESTS,    /* requests sent before the welcome */

@@ -73,6 +73,11 @@ struct rc_node {
     uv_check_t flush_check;
     uv_idle_t flush_idle;
 
+    /* session.c: history reads with since in flight (joins, resumes) */
+    uint32_t reads;
+    rc_list_t read_waiters; /* rc__session_op.in_wait; lazily initialized */
+    int read_waking;
+
     /* resume.c */
     rc_htab_t sessions; /* session_entry by session id, authenticated
                            conns; buckets allocated while non-empty */
@@ -103,6 +108,7 @@ static inline uint32_t rc__node_loop_ms(const rc_node_t *n)
  * conn_free (c = NULL) or by leaving the room (member = NULL). */
 typedef struct rc__session_op {
     rc_list_t in_conn;
+    rc_list_t in_wait; /* n->read_waiters while its read waits for room */
     rc_node_t *n;
     rc_conn_t *c;
     rc_member_t *member;
@@ -116,6 +122,7 @@ typedef struct rc__session_op {
      * (rc__session_pump). NULL for every other op. */
     rc_msg_t **replay;
     uint32_t ireplay, nreplay;
+    bool reading; /* holds one of the node's history reads (session.c) */
     char room[RC_ROOM_MAX + 1];
 } rc__session_op_t;
 
@@ -174,6 +181,13 @@ bool rc__session_may_join(const rc_node_t *n, const rc_conn_t *c,
 rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
                                         const rc_req_t *req);
 void rc__session_op_destroy(rc__session_op_t *op);
+/* History reads with since are bounded per node (their worst case,
+ * history_size x max_publish each, within RC_SESSION_READ_BYTES) and per
+ * connection (RC_SESSION_CONN_READS, joins): a read that does not fit
+ * waits (rc__session_read_wait) until one ends (rc__session_read_end). */
+bool rc__session_read_begin(rc_node_t *n);
+void rc__session_read_end(rc_node_t *n);
+void rc__session_read_wait(rc_node_t *n, rc__session_op_t *op);
 /* Hub op: a member with a pending op is leaving. */
 void rc__session_cancel(void *ctx, rc_member_t *m);
 /* Queue a member's history after since, then what was held while it
@@ -212,6 +226,8 @@ void rc__resume_index_remove(rc_node_t *n, rc_conn_t *c);
  * from it (at worst one heartbeat behind: the replay then repeats what it
  * had, which clients drop by seq). Not the final snapshot (c->saved). */
 void rc__resume_refresh(rc_node_t *n, rc_conn_t *c);
+/* A resume waiting for the node's read bound may go on (session.c). */
+void rc__resume_wake(rc__session_op_t *op);
 /* A frame c sent while its resume is in flight (c->resuming): kept, to be
  * handled after the welcome. Returns -1 when past the bound (then close). */
 int rc__resume_hold(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,

@@ -84,6 +84,8 @@ rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
     op->index = 0;
     op->replay = NULL;
     op->ireplay = op->nreplay = 0;
+    op->reading = false;
+    rc_list_init(&op->in_wait);
     snprintf(op->room, sizeof(op->room), "%s", req->room ? req->room : "");
     rc_list_push(&c->ops, &op->in_conn);
     return op;
@@ -94,6 +96,7 @@ void rc__session_op_destroy(rc__session_op_t *op)
     for (uint32_t i = op->ireplay; i < op->nreplay; i++)
         rc_msg_unref(op->replay[i]);
     free(op->replay);
+    rc_list_remove(&op->in_wait);
     rc_list_remove(&op->in_conn);
     if (op->member)
         op->member->pending = NULL;
@@ -209,10 +212,103 @@ void rc__session_pump(rc_node_t *n, rc_conn_t *c)
     }
 }
 
+/* Worst-case bytes of history reads in flight per node, and since-reads
+ * one connection may have in flight or waiting (join/leave cycles). */
+#define RC_SESSION_READ_BYTES (256ull << 20)
+#define RC_SESSION_CONN_READS 4
+
+static uint32_t read_cap(const rc_node_t *n)
+{
+    uint64_t per = (uint64_t)n->cfg->history_size * n->cfg->max_publish;
+    uint64_t cap = RC_SESSION_READ_BYTES / (per ? per : 1);
+
+    return cap < 16 ? 16 : cap > 4096 ? 4096 : (uint32_t)cap;
+}
+
+static rc_list_t *read_waiters(rc_node_t *n)
+{
+    if (!n->read_waiters.next)
+        rc_list_init(&n->read_waiters);
+    return &n->read_waiters;
+}
+
+bool rc__session_read_begin(rc_node_t *n)
+{
+    if (n->reads >= read_cap(n))
+        return false;
+    n->reads++;
+    return true;
+}
+
+void rc__session_read_wait(rc_node_t *n, rc__session_op_t *op)
+{
+    rc_list_push(read_waiters(n), &op->in_wait);
+}
+
+static void start_read(rc_node_t *n, rc__session_op_t *op);
+
+void rc__session_read_end(rc_node_t *n)
+{
+    rc_list_t *w = read_waiters(n);
+
+    n->reads--;
+    if (n->read_waking)
+        return; /* the loop below is running up the stack */
+    n->read_waking = 1;
+    while (n->reads < read_cap(n) && !rc_list_empty(w)) {
+        rc__session_op_t *op =
+            rc_container_of(w->next, rc__session_op_t, in_wait);
+        rc_list_remove(&op->in_wait);
+        if (op->index == UINT32_MAX && !op->parent)
+            rc__resume_wake(op); /* a resume: it takes its own reads */
+        else
+            start_read(n, op);
+    }
+    n->read_waking = 0;
+}
+
+static void history_done(rc__session_op_t *op, rc_err_t err, uint64_t latest,
+                         bool recovered, rc_msg_t *const *msgs, size_t nmsgs);
+
 static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
                        rc_msg_t *const *msgs, size_t nmsgs)
 {
     rc__session_op_t *op = arg;
+    rc_node_t *n = op->n;
+    bool reading = op->reading;
+
+    history_done(op, err, latest, recovered, msgs, nmsgs); /* frees op */
+    if (reading)
+        rc__session_read_end(n);
+}
+
+/* A join's history read (op->member syncing when it is a new member). */
+static void start_read(rc_node_t *n, rc__session_op_t *op)
+{
+    if (op->has_since) {
+        if (!op->c || !n->adapter) {
+            rc__session_op_destroy(op); /* the client went while it waited */
+            return;
+        }
+        n->reads++;
+        op->reading = true;
+    }
+    if (!n->adapter ||
+        n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
+                                 on_history, op) != RC_OK) {
+        if (op->member)
+            rc_hub_leave_member(n->hub, op->member);
+        if (op->c)
+            op_error(op, "internal", "history unavailable");
+        if (op->reading)
+            n->reads--;
+        rc__session_op_destroy(op);
+    }
+}
+
+static void history_done(rc__session_op_t *op, rc_err_t err, uint64_t latest,
+                         bool recovered, rc_msg_t *const *msgs, size_t nmsgs)
+{
     rc_node_t *n = op->n;
     rc_member_t *mb = op->member;
 
@@ -243,6 +339,24 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
                        op->has_since ? nmsgs : 0);
     rc__resume_refresh(n, op->c);
     rc__session_op_destroy(op);
+}
+
+/* c's history reads with since in flight or waiting (this one included
+ * once its op exists). */
+static uint32_t conn_reads(const rc_conn_t *c)
+{
+    const rc_list_t *it;
+    uint32_t k = 0;
+
+    rc_list_foreach(it, &c->ops)
+    {
+        const rc__session_op_t *op =
+            rc_container_of(it, rc__session_op_t, in_conn);
+        if (op->has_since && !op->parent && op->index != UINT32_MAX &&
+            !op->replay)
+            k++;
+    }
+    return k;
 }
 
 static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
@@ -279,13 +393,25 @@ static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
          * live already, and a replay could reorder its stream). */
         op->has_since = false;
     }
-    if (n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
-                                 on_history, op) != RC_OK) {
-        if (op->member)
-            rc_hub_leave_member(n->hub, op->member);
-        op_error(op, "internal", "history unavailable");
-        rc__session_op_destroy(op);
+    if (op->has_since) {
+        /* A read of up to history_size messages: bounded per connection
+         * (refused) and per node (it waits its turn). */
+        if (conn_reads(c) > RC_SESSION_CONN_READS) {
+            n->metrics.bounds_hit[RC_BOUND_HISTORY_CONN]++;
+            if (op->member)
+                rc_hub_leave_member(n->hub, op->member);
+            op_error(op, "rate_limited", "too many history reads in flight");
+            rc__session_op_destroy(op);
+            return;
+        }
+        if (!rc__session_read_begin(n)) {
+            n->metrics.bounds_hit[RC_BOUND_HISTORY_NODE]++;
+            rc__session_read_wait(n, op);
+            return;
+        }
+        n->reads--; /* start_read takes it */
     }
+    start_read(n, op);
 }
 
 static void on_published(void *arg, rc_err_t err, uint64_t seq)

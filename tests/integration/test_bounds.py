@@ -83,3 +83,118 @@ def test_first_frame_capped_before_auth(nodes):
         assert c.frames(count=1)[0]["op"] == "welcome"
     finally:
         c.close()
+
+
+def _join_all(c, rooms, since=0, first_id=1):
+    c.s.sendall(b"".join(
+        c.frame({"op": "join", "id": first_id + i, "room": r, "since": since})
+        for i, r in enumerate(rooms)))
+
+
+def _replies(frames):
+    return {f["id"]: f for f in frames if f.get("op") in ("ok", "error")}
+
+
+def test_history_reads_bounded_per_connection(rnodes, redis):
+    """One client's joins with since are at most 4 history reads in flight
+    (Redis is held by CLIENT PAUSE so none answers meanwhile): the rest are
+    refused with rate_limited, counted, and the client stays connected."""
+    n = rnodes(name="n1")
+    rooms = [f"amp{i}" for i in range(6)]
+    for r in rooms:
+        fcall_publish_many(redis, r, [{"r": r, "k": k} for k in range(3)])
+    c = RawWS(n, mint_jwt(rooms=["*"]))
+    try:
+        assert c.frames(count=1)[0]["op"] == "welcome"
+        redis.call("CLIENT", "PAUSE", "400", "ALL")
+        _join_all(c, rooms)
+        fr = c.frames(timeout=5, count=6 + 4 * 3)
+        rep = _replies(fr)
+        assert sorted(rep) == list(range(1, 7)), fr
+        okd = [i for i, f in rep.items() if f["op"] == "ok"]
+        refused = [f for f in rep.values() if f["op"] == "error"]
+        assert len(okd) == 4, rep
+        assert all(f["code"] == "rate_limited" for f in refused), refused
+        msgs = [f for f in fr if f.get("op") == "msg"]
+        assert len(msgs) == 4 * 3, msgs
+        assert n.m("roomcast_bounds_hit_total",
+                   reason="history_per_conn") == 2
+        c.send({"op": "ping", "id": 99})
+        assert _replies(c.frames(count=1)).get(99, {}).get("op") == "ok"
+    finally:
+        c.close()
+
+
+def test_history_reads_bounded_per_node_wait_their_turn(rnodes, redis):
+    """With history_size x max_publish at its maximum the node allows 16
+    reads in flight: 5 clients x 4 joins (20 reads, Redis paused) leave 4
+    waiting; they are served in turn when reads end, none refused, every
+    replay whole."""
+    n = rnodes(name="n1", flags={"history_size": 100000,
+                                 "max_publish": 16 << 20})
+    clients = []
+    try:
+        for i in range(5):
+            c = RawWS(n, mint_jwt(sub=f"u{i}", rooms=["*"]))
+            assert c.frames(count=1)[0]["op"] == "welcome"
+            clients.append(c)
+        want = {f"nd{i}": fcall_publish_many(redis, f"nd{i}",
+                                             [{"k": k} for k in range(5)])
+                for i in range(4)}
+        redis.call("CLIENT", "PAUSE", "400", "ALL")
+        for c in clients:
+            _join_all(c, [f"nd{i}" for i in range(4)])
+        for c in clients:
+            fr = c.frames(timeout=10, count=4 + 4 * 5)
+            rep = _replies(fr)
+            assert [rep[i]["op"] for i in (1, 2, 3, 4)] == ["ok"] * 4, rep
+            for i in range(4):
+                seqs = [f["seq"] for f in fr if f.get("op") == "msg"
+                        and f["room"] == f"nd{i}"]
+                assert seqs == want[f"nd{i}"], (i, seqs)
+        assert n.m("roomcast_bounds_hit_total",
+                   reason="history_per_node") >= 4
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_resume_reads_few_rooms_at_once_and_bounds_held_history(rnodes,
+                                                                 redis):
+    """A resume of 12 rooms reads 8 at a time; history past 8 MiB is not
+    held for the welcome but read again after it: every room comes back,
+    every missed message arrives in order, no gap, no duplicate."""
+    n = rnodes(name="n1", flags={"resume_secret": "b" * 40,
+                                 "history_size": 3000})
+    rooms = [f"big{i:02d}" for i in range(12)]
+    jwt = mint_jwt(sub="many", rooms=["*"])
+    c = RawWS(n, jwt)
+    try:
+        w = c.frames(count=1)[0]
+        c.s.sendall(b"".join(
+            c.frame({"op": "join", "id": i + 1, "room": r})
+            for i, r in enumerate(rooms)))
+        assert len(_replies(c.frames(count=12))) == 12
+    finally:
+        c.close()
+    wait_until(lambda: n.m("roomcast_connections") == 0, 10,
+               what="the connection freed")
+    pad = "p" * 1000
+    per_room = 1000  # 12 rooms x ~1 MB: past the 8 MiB held for a welcome
+    want = {r: fcall_publish_many(redis, r, [{"k": k, "p": pad}
+                                             for k in range(per_room)])
+            for r in rooms}
+    r = RawWS(n, jwt, query="?resume=" + w["resume"])
+    try:
+        fr = r.frames(timeout=60, count=1 + 12 * per_room)
+        assert fr[0]["op"] == "welcome" and fr[0]["resumed"] is True
+        assert sorted(x["room"] for x in fr[0]["rooms"]) == rooms
+        for room in rooms:
+            seqs = [f["seq"] for f in fr[1:] if f.get("op") == "msg"
+                    and f["room"] == room]
+            assert seqs == want[room], \
+                (room, len(seqs), seqs[:3])
+        assert n.m("roomcast_bounds_hit_total", reason="resume_rooms") == 1
+        assert n.m("roomcast_bounds_hit_total", reason="resume_bytes") >= 1
+    finally:
+        r.close()
