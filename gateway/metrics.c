@@ -104,6 +104,12 @@ void rc_metrics_render(const rc_metrics_t *m, const rc_metrics_gauges_t *g,
             b, "roomcast_resumes_refused_total{reason=\"%s\"} %" PRIu64 "\n",
             rc_resume_refusal_str((rc_resume_refusal_t)r),
             m->resumes_refused[r]);
+    G("history_reads_in_flight",
+      "History reads with since in flight (joins and resumes).",
+      m->history_reads);
+    G("history_reads_waiting",
+      "History reads waiting for the node's bound (see bounds_hit_total).",
+      m->history_reads_waiting);
     C("resume_takeovers_total",
       "Resumes of a session whose old connection was still open here: it "
       "was closed and its rooms and position moved to the new one.",

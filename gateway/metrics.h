@@ -84,6 +84,8 @@ typedef struct rc_metrics {
     uint64_t resume_takeovers; /* resumes of a session still connected */
     uint64_t replays_paced;    /* replays queued in slices */
     uint64_t bounds_hit[RC_BOUND_COUNT];
+    uint64_t history_reads;         /* gauge: since-reads in flight */
+    uint64_t history_reads_waiting; /* gauge: waiting for one to end */
     uint64_t auth_failures[RC_AUTH_REASON_COUNT];
     uint64_t drops[RC_DROP_REASON_COUNT];
     uint64_t lat_buckets[RC_METRICS_LAT_BUCKETS]; /* cumulative at render */

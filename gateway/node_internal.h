@@ -73,8 +73,8 @@ struct rc_node {
     uv_check_t flush_check;
     uv_idle_t flush_idle;
 
-    /* session.c: history reads with since in flight (joins, resumes) */
-    uint32_t reads;
+    /* session.c: history reads with since in flight (joins, resumes) are
+     * metrics.history_reads; those waiting for room are here */
     rc_list_t read_waiters; /* rc__session_op.in_wait; lazily initialized */
     int read_waking;
 

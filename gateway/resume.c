@@ -366,7 +366,7 @@ static void resume_pump(resume_ctx_t *rs)
         if (n->adapter->ops->history(n->adapter, rr->room, true, rr->since,
                                      on_room_history, op) != RC_OK) {
             rs->inflight--;
-            n->reads--;
+            n->metrics.history_reads--;
             room_record(rs, rr, RC_EBACKEND, 0, false, NULL, 0);
         }
     }

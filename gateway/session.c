@@ -96,6 +96,8 @@ void rc__session_op_destroy(rc__session_op_t *op)
     for (uint32_t i = op->ireplay; i < op->nreplay; i++)
         rc_msg_unref(op->replay[i]);
     free(op->replay);
+    if (!rc_list_empty(&op->in_wait))
+        op->n->metrics.history_reads_waiting--;
     rc_list_remove(&op->in_wait);
     rc_list_remove(&op->in_conn);
     if (op->member)
@@ -234,15 +236,16 @@ static rc_list_t *read_waiters(rc_node_t *n)
 
 bool rc__session_read_begin(rc_node_t *n)
 {
-    if (n->reads >= read_cap(n))
+    if (n->metrics.history_reads >= read_cap(n))
         return false;
-    n->reads++;
+    n->metrics.history_reads++;
     return true;
 }
 
 void rc__session_read_wait(rc_node_t *n, rc__session_op_t *op)
 {
     rc_list_push(read_waiters(n), &op->in_wait);
+    n->metrics.history_reads_waiting++;
 }
 
 static void start_read(rc_node_t *n, rc__session_op_t *op);
@@ -251,14 +254,15 @@ void rc__session_read_end(rc_node_t *n)
 {
     rc_list_t *w = read_waiters(n);
 
-    n->reads--;
+    n->metrics.history_reads--;
     if (n->read_waking)
         return; /* the loop below is running up the stack */
     n->read_waking = 1;
-    while (n->reads < read_cap(n) && !rc_list_empty(w)) {
+    while (n->metrics.history_reads < read_cap(n) && !rc_list_empty(w)) {
         rc__session_op_t *op =
             rc_container_of(w->next, rc__session_op_t, in_wait);
         rc_list_remove(&op->in_wait);
+        n->metrics.history_reads_waiting--;
         if (op->index == UINT32_MAX && !op->parent)
             rc__resume_wake(op); /* a resume: it takes its own reads */
         else
@@ -290,7 +294,7 @@ static void start_read(rc_node_t *n, rc__session_op_t *op)
             rc__session_op_destroy(op); /* the client went while it waited */
             return;
         }
-        n->reads++;
+        n->metrics.history_reads++;
         op->reading = true;
     }
     if (!n->adapter ||
@@ -301,7 +305,7 @@ static void start_read(rc_node_t *n, rc__session_op_t *op)
         if (op->c)
             op_error(op, "internal", "history unavailable");
         if (op->reading)
-            n->reads--;
+            n->metrics.history_reads--;
         rc__session_op_destroy(op);
     }
 }
@@ -409,7 +413,7 @@ static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
             rc__session_read_wait(n, op);
             return;
         }
-        n->reads--; /* start_read takes it */
+        n->metrics.history_reads--; /* start_read takes it */
     }
     start_read(n, op);
 }

@@ -144,6 +144,10 @@ def test_history_reads_bounded_per_node_wait_their_turn(rnodes, redis):
         redis.call("CLIENT", "PAUSE", "400", "ALL")
         for c in clients:
             _join_all(c, [f"nd{i}" for i in range(4)])
+        # while Redis is paused: 16 in flight, 4 waiting
+        wait_until(lambda: n.m("roomcast_history_reads_waiting") == 4, 2,
+                   what="4 reads waiting")
+        assert n.m("roomcast_history_reads_in_flight") == 16
         for c in clients:
             fr = c.frames(timeout=10, count=4 + 4 * 5)
             rep = _replies(fr)
@@ -154,6 +158,8 @@ def test_history_reads_bounded_per_node_wait_their_turn(rnodes, redis):
                 assert seqs == want[f"nd{i}"], (i, seqs)
         assert n.m("roomcast_bounds_hit_total",
                    reason="history_per_node") >= 4
+        assert n.m("roomcast_history_reads_in_flight") == 0
+        assert n.m("roomcast_history_reads_waiting") == 0
     finally:
         for c in clients:
             c.close()
