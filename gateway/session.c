@@ -146,7 +146,7 @@ static size_t replay_slice(rc_node_t *n, rc_member_t *mb, rc_msg_t *const *msgs,
         mb->last_seq = m->seq;
         if (rc_hub_send(n->hub, c, m) != RC_OK) {
             *dead = true;
-            return nmsgs;
+            return i;
         }
         n->metrics.deliveries++;
     }
@@ -197,8 +197,12 @@ void rc__session_pump(rc_node_t *n, rc_conn_t *c)
 
         if (!op->replay)
             continue;
+        uint32_t from = op->ireplay;
+
         op->ireplay = (uint32_t)replay_slice(n, mb, op->replay, op->ireplay,
                                              op->nreplay, &dead);
+        for (uint32_t i = from; i < op->ireplay; i++)
+            rc_msg_unref(op->replay[i]); /* queued (the queue has its ref) */
         if (dead)
             return; /* closing: conn_free destroys the op */
         if (op->ireplay < op->nreplay) {
