@@ -12,10 +12,13 @@ import time
 
 import pytest
 
-from harness import mint_jwt, raw_http, wait_until
+from harness import ROOMCASTD, mint_jwt, raw_http, wait_until
 from test_resume_promise import RawWS, fcall_publish_many
 
 TOO_LONG = b'{"error":"unauthorized","reason":"too_long"}'
+# AddressSanitizer's shadow memory and quarantine make RSS meaningless
+with open(ROOMCASTD, "rb") as _f:
+    UNDER_ASAN = b"__asan_init" in _f.read()
 
 
 @pytest.mark.parametrize("size", [9000, 12000, 20000])
@@ -314,7 +317,8 @@ def test_3000_tokenless_sockets_1024_pending_rest_503(nodes):
         assert n.m("roomcast_pending_auth") == 1024
         grew = _rss_kb(n) - rss0
         print(f"3000 token-less sockets: RSS +{grew} kB")
-        assert grew < 8 * 1024, f"RSS grew {grew} kB"
+        if not UNDER_ASAN:
+            assert grew < 8 * 1024, f"RSS grew {grew} kB"
     finally:
         for s in socks:
             s.close()
