@@ -238,6 +238,7 @@ static void release_held(resume_ctx_t *rs)
     if (!c)
         return;
     c->resuming = 0;
+    c->last_rx_ms = rc__node_loop_ms(n); /* heartbeat: see on_hb_timer */
     for (uint32_t i = 0; i < rs->nheld && c->state == RC_CONN_OPEN; i++) {
         uint32_t l;
         memcpy(&l, rs->held.data + off, sizeof(l));

@@ -176,6 +176,10 @@ static void on_hb_timer(uv_timer_t *t)
                            : rc_container_of(next, rc_conn_t, in_server);
         if (c->state == RC_CONN_CLOSING)
             continue;
+        /* Nothing goes out before its welcome, not even a ping; it is not
+         * judged silent meanwhile (its clock restarts at the welcome). */
+        if (c->resuming)
+            continue;
         if (now - c->last_rx_ms > dead_after) {
             n->metrics.heartbeat_closes++;
             rc_log(RC_LOG_INFO, "heartbeat_timeout", "session=%016" PRIx64,
@@ -187,8 +191,6 @@ static void on_hb_timer(uv_timer_t *t)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
             continue;
         }
-        if (c->resuming) /* nothing goes out before its welcome */
-            continue;
         /* Keep its snapshot current, so that a resume on another node
          * while this link still looks alive finds its rooms. */
         rc__resume_refresh(n, c);

@@ -45,6 +45,7 @@ class RawWS:
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         self.close_code = None
+        self.opcodes = []  # of every frame received, pings included
         if after:  # sent in one write as soon as the 101 arrived
             self.s.sendall(b"".join(self.frame(f) for f in after))
 
@@ -82,6 +83,7 @@ class RawWS:
         if len(b) < i + n:
             return None
         self.buf = b[i + n:]
+        self.opcodes.append(op)
         return op, b[i:i + n]
 
     def frames(self, timeout=5.0, until_close=False, count=None):
@@ -318,3 +320,28 @@ def test_resume_on_another_node_while_old_link_looks_alive(rnodes, redis):
         old.close()
         if new:
             new.close()
+
+
+def test_no_heartbeat_before_the_welcome(rnodes, redis):
+    """A resume held up in Redis (CLIENT PAUSE) for several heartbeat
+    intervals: the first frame the client gets is still the welcome."""
+    n = rnode(rnodes, heartbeat_ms=100)
+    jwt = mint_jwt(sub="hb", rooms=["*"])
+    c = RawWS(n, jwt)
+    try:
+        w = c.frames(count=1)[0]
+        c.send({"op": "join", "id": 1, "room": "hb"})
+        assert c.frames(count=1)[0]["op"] == "ok"
+    finally:
+        c.close()
+    wait_until(lambda: n.m("roomcast_connections") == 0, 10,
+               what="the connection freed")
+    redis.call("CLIENT", "PAUSE", "600", "ALL")
+    r = RawWS(n, jwt, query="?resume=" + w["resume"])
+    try:
+        fr = r.frames(timeout=5, count=1)
+        assert fr and fr[0]["op"] == "welcome", fr
+        assert r.opcodes[0] == 1, \
+            f"frames before the welcome: opcodes {r.opcodes[:5]}"
+    finally:
+        r.close()
