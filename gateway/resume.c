@@ -5,6 +5,15 @@
  * back with a valid token has its snapshot claimed once (session_take),
  * each room rejoined and synced from its last seq, then `welcome` with
  * resumed:true (rc__resume_start).
+ *
+ * A snapshot's position is what was written to the socket (last_seq less
+ * what is still queued; a dropped queue rewinds last_seq, hub.c). A
+ * session whose old connection is still open takes it over: on this node
+ * through the session index (take_over), elsewhere from the snapshot the
+ * old node keeps current (rc__resume_refresh, at join/leave and heartbeat).
+ * Until the welcome, the client's requests are held (rc__resume_hold) and
+ * no ping goes out. A resume reads RESUME_READS_AT_ONCE rooms at a time
+ * within the node's read bound and holds at most RESUME_HOLD_BYTES.
  * SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <stdio.h>
