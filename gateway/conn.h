@@ -34,18 +34,20 @@ typedef struct rc_conn {
     rc_list_t ops;          /* requests waiting for the adapter (session.c) */
     struct rc_identity *id; /* owned: rc_identity_destroy() */
     uint64_t session;       /* random id, for logs and welcome */
-    int64_t deadline_ms;    /* auth deadline while pending (loop ms) */
     int64_t exp_ms;         /* token exp + leeway, loop clock (ms); 0 none */
     char *resume;           /* resume token offered at upgrade, until used;
                                owned */
     unsigned char *rx;      /* inbound reassembly, only while a frame spans
                                several reads; owned */
     uint32_t rx_len;
-    uint32_t exp_slot;   /* index in the node's expiry heap + 1; 0 out */
-    uint32_t last_rx_ms; /* loop clock (ms, wraps) of the last frame in */
-    uint32_t tokens;     /* rate bucket, in thousandths of a frame */
-    uint32_t refill_ms;  /* loop clock of the last refill */
-    uint32_t strikes;    /* frames refused while the bucket was empty */
+    uint32_t deadline_ms; /* auth deadline while pending (loop ms, wraps) */
+    uint32_t snap_print;  /* fingerprint of its rooms and positions when its
+                             snapshot was last refreshed (resume.c); 0 none */
+    uint32_t exp_slot;    /* index in the node's expiry heap + 1; 0 out */
+    uint32_t last_rx_ms;  /* loop clock (ms, wraps) of the last frame in */
+    uint32_t tokens;      /* rate bucket, in thousandths of a frame */
+    uint32_t refill_ms;   /* loop clock of the last refill */
+    uint32_t strikes;     /* frames refused while the bucket was empty */
     uint32_t nrooms;
     uint32_t flush_slot;     /* index in the node's flush list + 1; 0 out */
     uint16_t close_code;     /* sent when CLOSING reaches WRITEABLE */
@@ -54,6 +56,8 @@ typedef struct rc_conn {
     uint8_t saved : 1;       /* its session snapshot is stored */
     uint8_t moving : 1;      /* drain: snapshot on its way, no deliveries */
     uint8_t peer_closed : 1; /* the client sent its close: lws answers it */
+    uint8_t paced : 1;       /* a replay waits for its queue (session.c) */
+    uint8_t resuming : 1;    /* welcome not sent yet: requests wait */
 } rc_conn_t;
 
 void rc_conn_init(rc_conn_t *c);

@@ -234,6 +234,38 @@ void rc_hub_leave_all(rc_hub_t *hub, rc_conn_t *c)
             hub, rc_container_of(c->members.next, rc_member_t, in_conn));
 }
 
+/* m's membership of c (a `msg` frame's room), or NULL. */
+static rc_member_t *member_of_msg(const rc_hub_t *hub, const rc_conn_t *c,
+                                  const rc_msg_t *m)
+{
+    rc_room_t *r;
+
+    if (!m->seq || !m->room_len)
+        return NULL;
+    r = find_room(hub, (const char *)rc_msg_bytes(m) + m->room_off,
+                  m->room_len);
+    return r ? find_member(hub, c, r) : NULL;
+}
+
+/* A member's last_seq counts what was queued; a frame that is dropped
+ * unwritten was never received, so the member's position goes back to
+ * just before it (the snapshot, and a resume, start there). */
+static void rewind_for(const rc_hub_t *hub, const rc_conn_t *c,
+                       const rc_msg_t *m)
+{
+    rc_member_t *mb = member_of_msg(hub, c, m);
+
+    if (mb && m->seq <= mb->last_seq)
+        mb->last_seq = m->seq - 1;
+}
+
+void rc_hub_drop_queue(rc_hub_t *hub, rc_conn_t *c)
+{
+    for (uint32_t i = 0; i < rc_outq_count(&c->outq); i++)
+        rewind_for(hub, c, rc_outq_peek(&c->outq, i));
+    rc_outq_pop(&c->outq, rc_outq_count(&c->outq));
+}
+
 rc_err_t rc_hub_send(rc_hub_t *hub, rc_conn_t *c, rc_msg_t *m)
 {
     bool was_empty = rc_outq_count(&c->outq) == 0;
@@ -245,8 +277,11 @@ rc_err_t rc_hub_send(rc_hub_t *hub, rc_conn_t *c, rc_msg_t *m)
                        hub->limits.queue_msgs);
     if (err != RC_OK) {
         /* Past the bound, or no memory for the ring: either way this
-         * client cannot keep up; drop its backlog, never buffer more. */
-        rc_outq_pop(&c->outq, rc_outq_count(&c->outq));
+         * client cannot keep up; drop its backlog, never buffer more.
+         * Neither m nor the backlog reached it: its rooms' positions go
+         * back to the last frame written. */
+        rewind_for(hub, c, m);
+        rc_hub_drop_queue(hub, c);
         c->state = RC_CONN_CLOSING;
         hub->ops->slow(hub->ctx, c);
         return RC_ELIMIT;
@@ -275,8 +310,7 @@ static void hold(rc_hub_t *hub, rc_room_t *r, rc_msg_t *m)
                 rc_member_t *mb = rc_container_of(it, rc_member_t, in_room);
                 if (mb->_syncing) {
                     sync_stop(r, mb);
-                    rc_outq_pop(&mb->conn->outq,
-                                rc_outq_count(&mb->conn->outq));
+                    rc_hub_drop_queue(hub, mb->conn);
                     mb->conn->state = RC_CONN_CLOSING;
                     hub->ops->slow(hub->ctx, mb->conn);
                 }

@@ -51,7 +51,8 @@ typedef struct rc_member {
     rc_list_t in_conn; /* rc_conn.members */
     rc_room_t *room;
     rc_conn_t *conn;
-    uint64_t last_seq;   /* last durable seq queued to this client here */
+    uint64_t last_seq;   /* last durable seq queued to this client here
+                            (written, once its queue is dropped) */
     void *pending;       /* the node's op waiting for history, or NULL */
     uint32_t _hold_from; /* while syncing: first held frame it needs
                             (absolute, wraps like _held_base) */
@@ -115,6 +116,12 @@ size_t rc_hub_deliver_room(rc_hub_t *hub, rc_room_t *room, rc_msg_t *m);
 /* Queue m (borrowed) to one connection, with the same bound and callbacks.
  * RC_ELIMIT when that made it a slow consumer. */
 RC_MUST_CHECK rc_err_t rc_hub_send(rc_hub_t *hub, rc_conn_t *c, rc_msg_t *m);
+
+/* Empty c's queue unwritten (slow consumer, dead socket): each of its
+ * rooms' last_seq goes back to just before the first dropped frame of that
+ * room, so that last_seq is what was written and a snapshot taken after
+ * (a resume) starts there. */
+void rc_hub_drop_queue(rc_hub_t *hub, rc_conn_t *c);
 
 /* The seam between history and live traffic. While a member syncs, live
  * frames for its room are not queued to it but held by the room (one ref

@@ -48,6 +48,15 @@ const char *rc_resume_refusal_str(rc_resume_refusal_t r)
     return r < RC_RESUME_REFUSAL_COUNT ? names[r] : "unknown";
 }
 
+const char *rc_bound_str(rc_bound_t b)
+{
+    static const char *const names[RC_BOUND_COUNT] = {
+        "history_per_conn", "history_per_node", "resume_rooms", "resume_bytes",
+        "first_frame",      "token_too_long",   "held_requests"};
+
+    return b < RC_BOUND_COUNT ? names[b] : "unknown";
+}
+
 /* An adapter's metric, as Prometheus text into the rc_buf_t at ctx. */
 static void emit_metric(void *ctx, rc_metric_kind_t kind, const char *name,
                         const char *help, uint64_t value)
@@ -95,6 +104,26 @@ void rc_metrics_render(const rc_metrics_t *m, const rc_metrics_gauges_t *g,
             b, "roomcast_resumes_refused_total{reason=\"%s\"} %" PRIu64 "\n",
             rc_resume_refusal_str((rc_resume_refusal_t)r),
             m->resumes_refused[r]);
+    G("history_reads_in_flight",
+      "History reads with since in flight (joins and resumes).",
+      m->history_reads);
+    G("history_reads_waiting",
+      "History reads waiting for the node's bound (see bounds_hit_total).",
+      m->history_reads_waiting);
+    C("resume_takeovers_total",
+      "Resumes of a session whose old connection was still open here: it "
+      "was closed and its rooms and position moved to the new one.",
+      m->resume_takeovers);
+    C("replays_paced_total",
+      "History replays queued in slices as the client's queue drained.",
+      m->replays_paced);
+    rc_buf_printf(b, "# HELP roomcast_bounds_hit_total Requests refused, "
+                     "delayed or cut by a memory bound, by bound.\n# TYPE "
+                     "roomcast_bounds_hit_total counter\n");
+    for (int r = 0; r < RC_BOUND_COUNT; r++)
+        rc_buf_printf(b,
+                      "roomcast_bounds_hit_total{reason=\"%s\"} %" PRIu64 "\n",
+                      rc_bound_str((rc_bound_t)r), m->bounds_hit[r]);
     C("connections_opened_total", "Connections upgraded.", m->conns_opened);
     C("connections_closed_total", "Connections closed.", m->conns_closed);
     C("frames_in_total", "Frames received from clients.", m->frames_in);

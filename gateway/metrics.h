@@ -40,6 +40,21 @@ typedef enum rc_resume_refusal {
 
 const char *rc_resume_refusal_str(rc_resume_refusal_t r);
 
+/* A bound that bit (roomcast_bounds_hit_total{reason}): what a client
+ * asked for was refused, delayed or cut to keep memory bounded. */
+typedef enum rc_bound {
+    RC_BOUND_HISTORY_CONN = 0, /* history reads in flight, per connection */
+    RC_BOUND_HISTORY_NODE,     /* history reads in flight, per node */
+    RC_BOUND_RESUME_ROOMS,     /* a resume's rooms read a few at a time */
+    RC_BOUND_RESUME_BYTES,     /* history held for a welcome; re-read */
+    RC_BOUND_FIRST_FRAME,      /* a first (auth) frame past its cap */
+    RC_BOUND_TOKEN_TOO_LONG,   /* a token over the header/URL buffers */
+    RC_BOUND_HELD_REQUESTS,    /* requests sent before the welcome */
+    RC_BOUND_COUNT
+} rc_bound_t;
+
+const char *rc_bound_str(rc_bound_t b);
+
 typedef struct rc_metrics {
     uint64_t conns_opened;
     uint64_t conns_closed;
@@ -66,6 +81,11 @@ typedef struct rc_metrics {
     uint64_t drain_clients_moved; /* sent `reconnect` by a drain */
     uint64_t resumes_accepted;
     uint64_t resumes_refused[RC_RESUME_REFUSAL_COUNT];
+    uint64_t resume_takeovers; /* resumes of a session still connected */
+    uint64_t replays_paced;    /* replays queued in slices */
+    uint64_t bounds_hit[RC_BOUND_COUNT];
+    uint64_t history_reads;         /* gauge: since-reads in flight */
+    uint64_t history_reads_waiting; /* gauge: waiting for one to end */
     uint64_t auth_failures[RC_AUTH_REASON_COUNT];
     uint64_t drops[RC_DROP_REASON_COUNT];
     uint64_t lat_buckets[RC_METRICS_LAT_BUCKETS]; /* cumulative at render */

@@ -187,7 +187,16 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
     info.retry_and_idle_policy = &no_validity;
     /* Authorization headers carry tokens up to RC_AUTH_MAX_TOKEN. */
     info.max_http_header_data = RC_AUTH_MAX_TOKEN + 2048;
-    info.max_http_header_pool = 64;
+    rc__ws_token_limits(&n->token_limits); /* long values answered, ws.c */
+    info.token_limits = &n->token_limits;
+    /* Header slots: a socket holds one from its first byte until its
+     * request is whole, for at most timeout_secs_ah_idle (lws's default
+     * is 10 s: 64 sockets sending a byte every 2 s held every slot).
+     * Slots are allocated on use (each max_http_header_data): 300 sockets
+     * holding 256 slots cost +0.7 MiB RSS (docs/CONFIG.md). lws on Debian
+     * has no per-address slot limit (LWS_WITH_PEER_LIMITS is off). */
+    info.max_http_header_pool = 256;
+    info.timeout_secs_ah_idle = 3;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 10;
     if (n->cfg->tls_cert && n->cfg->tls_key) {

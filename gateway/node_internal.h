@@ -25,6 +25,7 @@
 #include "adapter/adapter.h"
 #include "auth/auth.h"
 #include "common/buf.h"
+#include "common/htab.h"
 #include "common/list.h"
 #include "common/msg.h"
 #include "gateway/admin.h"
@@ -53,6 +54,7 @@ struct rc_node {
     rc_metrics_t metrics;
 
     /* ws.c */
+    struct lws_token_limits token_limits; /* rc__ws_token_limits */
     rc_list_t conns; /* rc_conn.in_server: every established conn */
     uint32_t nconns;
     uint64_t session_seed, session_ctr; /* session ids */
@@ -72,7 +74,14 @@ struct rc_node {
     uv_check_t flush_check;
     uv_idle_t flush_idle;
 
+    /* session.c: history reads with since in flight (joins, resumes) are
+     * metrics.history_reads; those waiting for room are here */
+    rc_list_t read_waiters; /* rc__session_op.in_wait; lazily initialized */
+    int read_waking;
+
     /* resume.c */
+    rc_htab_t sessions; /* session_entry by session id, authenticated
+                           conns; buckets allocated while non-empty */
     unsigned char resume_key[32];
     size_t resume_key_len;
 
@@ -105,6 +114,7 @@ static inline uint32_t rc__node_loop_ms(const rc_node_t *n)
  * conn_free (c = NULL) or by leaving the room (member = NULL). */
 typedef struct rc__session_op {
     rc_list_t in_conn;
+    rc_list_t in_wait; /* n->read_waiters while its read waits for room */
     rc_node_t *n;
     rc_conn_t *c;
     rc_member_t *member;
@@ -113,6 +123,12 @@ typedef struct rc__session_op {
     uint64_t since;
     struct resume_ctx *parent; /* resume.c: set for the rooms of a resume */
     uint32_t index;            /* resume.c: the room's index in parent */
+    /* A paced replay (rc__session_replay): the history not queued yet,
+     * owned refs [ireplay, nreplay), queued as the client's queue drains
+     * (rc__session_pump). NULL for every other op. */
+    rc_msg_t **replay;
+    uint32_t ireplay, nreplay;
+    bool reading; /* holds one of the node's history reads (session.c) */
     char room[RC_ROOM_MAX + 1];
 } rc__session_op_t;
 
@@ -129,6 +145,8 @@ const char *rc__node_state(const rc_node_t *n);
 RC_MUST_CHECK rc_err_t rc__listen_start(rc_node_t *n, char *err, size_t errlen);
 void rc__listen_stop(rc_node_t *n);
 
+/* ws.c: the header value limits lws applies (info.token_limits). */
+void rc__ws_token_limits(struct lws_token_limits *tl);
 /* ws.c: the lws protocol callback. */
 int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);
@@ -174,12 +192,30 @@ bool rc__session_may_join(const rc_node_t *n, const rc_conn_t *c,
 rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
                                         const rc_req_t *req);
 void rc__session_op_destroy(rc__session_op_t *op);
+/* History reads with since are bounded per node (their worst case,
+ * history_size x max_publish each, within RC_SESSION_READ_BYTES) and per
+ * connection (RC_SESSION_CONN_READS, joins): a read that does not fit
+ * waits (rc__session_read_wait) until one ends (rc__session_read_end). */
+bool rc__session_read_begin(rc_node_t *n);
+void rc__session_read_end(rc_node_t *n);
+void rc__session_read_wait(rc_node_t *n, rc__session_op_t *op);
 /* Hub op: a member with a pending op is leaving. */
 void rc__session_cancel(void *ctx, rc_member_t *m);
 /* Queue a member's history after since, then what was held while it
- * synced, and make it live. msgs are borrowed. */
+ * synced, and make it live. msgs are borrowed. A history larger than half
+ * the client's queue bound is paced: the rest is kept (refs) on an op
+ * pending on the member, which stays syncing, and is queued slice by
+ * slice as the queue drains (rc__session_pump), so a client that missed
+ * more than outbound_queue_bytes can still catch up. */
 void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
                         rc_msg_t *const *msgs, size_t nmsgs);
+/* c's queue drained below half its bound and c->paced: queue the next
+ * slice of its paced replays (writer.c, after a write). */
+void rc__session_pump(rc_node_t *n, rc_conn_t *c);
+/* Handle one whole request frame of an authenticated client (buf is
+ * borrowed for the call; binary frames are refused). */
+void rc__session_handle(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                        bool binary);
 /* RECEIVE: gather, rate-limit and handle a message. Returns -1 to close. */
 int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                         const char *in, size_t len);
@@ -191,6 +227,22 @@ void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len);
 /* Send the welcome, after restoring the session named by c's resume token
  * when it offered a valid one. */
 void rc__resume_start(rc_node_t *n, rc_conn_t *c);
+/* The index of authenticated conns by session id (a resume of a session
+ * whose old connection is still open here takes it over). */
+void rc__resume_index_add(rc_node_t *n, rc_conn_t *c);
+void rc__resume_index_remove(rc_node_t *n, rc_conn_t *c);
+/* Store c's snapshot again when its rooms or positions changed since the
+ * last time (the heartbeat sweep, joins and leaves): a client that comes
+ * back on another node while this connection still looks alive resumes
+ * from it (at worst one heartbeat behind: the replay then repeats what it
+ * had, which clients drop by seq). Not the final snapshot (c->saved). */
+void rc__resume_refresh(rc_node_t *n, rc_conn_t *c);
+/* A resume waiting for the node's read bound may go on (session.c). */
+void rc__resume_wake(rc__session_op_t *op);
+/* A frame c sent while its resume is in flight (c->resuming): kept, to be
+ * handled after the welcome. Returns -1 when past the bound (then close). */
+int rc__resume_hold(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                    bool binary);
 /* Store c's snapshot. will_flush: its queue will still be written (drain),
  * else what is queued is lost (the client is gone). cb (may be NULL) runs
  * once the backend has it; returns false (and never calls cb) when there

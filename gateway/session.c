@@ -16,6 +16,11 @@
 #include "common/mem.h"
 #include "gateway/node_internal.h"
 
+/* The largest first frame of a connection waiting for its auth frame: a
+ * token of RC_AUTH_MAX_TOKEN, a resume token (< 1024) and the JSON around
+ * them. */
+#define RC_SESSION_FIRST_FRAME_MAX (RC_AUTH_MAX_TOKEN + 2048)
+
 /* Queue an owned frame to one client (drops the ref). */
 void rc__session_send(rc_node_t *n, rc_conn_t *c, rc_msg_t *m)
 {
@@ -39,8 +44,10 @@ void rc__session_send_error(rc_node_t *n, rc_conn_t *c, const rc_req_t *req,
 void rc__session_open(rc_node_t *n, rc_conn_t *c)
 {
     c->state = RC_CONN_OPEN;
-    if (c->id)
+    if (c->id) {
         rc__timers_exp_set(n, c, rc_identity_exp_ms(c->id));
+        rc__resume_index_add(n, c);
+    }
     rc__timers_exp_arm(n);
     rc__resume_start(n, c);
 }
@@ -75,6 +82,10 @@ rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
     op->since = req->since;
     op->parent = NULL;
     op->index = 0;
+    op->replay = NULL;
+    op->ireplay = op->nreplay = 0;
+    op->reading = false;
+    rc_list_init(&op->in_wait);
     snprintf(op->room, sizeof(op->room), "%s", req->room ? req->room : "");
     rc_list_push(&c->ops, &op->in_conn);
     return op;
@@ -82,6 +93,12 @@ rc__session_op_t *rc__session_op_create(rc_node_t *n, rc_conn_t *c,
 
 void rc__session_op_destroy(rc__session_op_t *op)
 {
+    for (uint32_t i = op->ireplay; i < op->nreplay; i++)
+        rc_msg_unref(op->replay[i]);
+    free(op->replay);
+    if (!rc_list_empty(&op->in_wait))
+        op->n->metrics.history_reads_waiting--;
+    rc_list_remove(&op->in_wait);
     rc_list_remove(&op->in_conn);
     if (op->member)
         op->member->pending = NULL;
@@ -101,30 +118,205 @@ void rc__session_cancel(void *ctx, rc_member_t *m)
     (void)ctx;
     op->member = NULL;
     m->pending = NULL;
+    /* A paced replay has nobody left to serve: drop its refs now. Nothing
+     * up the stack walks c->ops while a member leaves. */
+    if (op->replay)
+        rc__session_op_destroy(op);
 }
 
-/* Queue a member's history after since, then what was held while it
- * synced, and make it live. */
+/* Queue msgs[i..n) to mb while its client's queue is under half its bound
+ * (at least one frame into an empty queue). Returns where it stopped;
+ * *dead when the client was closed meanwhile. */
+static size_t replay_slice(rc_node_t *n, rc_member_t *mb, rc_msg_t *const *msgs,
+                           size_t i, size_t nmsgs, bool *dead)
+{
+    rc_conn_t *c = mb->conn;
+    uint64_t bytes = n->cfg->outbound_queue_bytes / 2;
+    uint32_t count = n->cfg->outbound_queue_msgs / 2;
+
+    *dead = false;
+    for (; i < nmsgs; i++) {
+        rc_msg_t *m = msgs[i];
+        if (m->seq <= mb->last_seq)
+            continue;
+        if (rc_outq_count(&c->outq) &&
+            ((uint64_t)rc_outq_bytes(&c->outq) + m->len > bytes ||
+             rc_outq_count(&c->outq) >= count))
+            break;
+        mb->last_seq = m->seq;
+        if (rc_hub_send(n->hub, c, m) != RC_OK) {
+            *dead = true;
+            return i;
+        }
+        n->metrics.deliveries++;
+    }
+    return i;
+}
+
 void rc__session_replay(rc_node_t *n, rc_member_t *mb, uint64_t since,
                         rc_msg_t *const *msgs, size_t nmsgs)
 {
+    rc_conn_t *c = mb->conn;
+    rc__session_op_t *op;
+    rc_req_t none;
+    bool dead;
+    size_t i;
+
     if (since > mb->last_seq)
         mb->last_seq = since;
-    for (size_t i = 0; i < nmsgs; i++) {
-        if (msgs[i]->seq <= mb->last_seq)
-            continue;
-        mb->last_seq = msgs[i]->seq;
-        if (rc_hub_send(n->hub, mb->conn, msgs[i]) != RC_OK)
-            break;
-        n->metrics.deliveries++;
+    i = replay_slice(n, mb, msgs, 0, nmsgs, &dead);
+    if (dead)
+        return;
+    if (i < nmsgs) {
+        /* The rest waits for the queue to drain; live frames are held for
+         * the member meanwhile (it is still syncing). */
+        memset(&none, 0, sizeof(none));
+        op = rc__session_op_create(n, c, &none);
+        op->replay = rc_xmalloc((nmsgs - i) * sizeof(*op->replay));
+        for (size_t k = i; k < nmsgs; k++)
+            op->replay[op->nreplay++] = rc_msg_ref(msgs[k]);
+        op->member = mb;
+        mb->pending = op;
+        c->paced = 1;
+        n->metrics.replays_paced++;
+        return;
     }
     n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
 }
+
+void rc__session_pump(rc_node_t *n, rc_conn_t *c)
+{
+    rc_list_t *it, *tmp;
+
+    c->paced = 0;
+    rc_list_foreach_safe(it, tmp, &c->ops)
+    {
+        rc__session_op_t *op = rc_container_of(it, rc__session_op_t, in_conn);
+        rc_member_t *mb = op->member;
+        bool dead;
+
+        if (!op->replay)
+            continue;
+        uint32_t from = op->ireplay;
+
+        op->ireplay = (uint32_t)replay_slice(n, mb, op->replay, op->ireplay,
+                                             op->nreplay, &dead);
+        for (uint32_t i = from; i < op->ireplay; i++)
+            rc_msg_unref(op->replay[i]); /* queued (the queue has its ref) */
+        if (dead)
+            return; /* closing: conn_free destroys the op */
+        if (op->ireplay < op->nreplay) {
+            c->paced = 1; /* the queue is full again: next drain */
+            return;
+        }
+        mb->pending = NULL;
+        op->member = NULL;
+        rc__session_op_destroy(op);
+        n->metrics.deliveries += rc_hub_sync_end(n->hub, mb);
+        if (c->state == RC_CONN_CLOSING)
+            return;
+    }
+}
+
+/* Worst-case bytes of history reads in flight per node, and since-reads
+ * one connection may have in flight or waiting (join/leave cycles). */
+#define RC_SESSION_READ_BYTES (256ull << 20)
+#define RC_SESSION_CONN_READS 4
+
+static uint32_t read_cap(const rc_node_t *n)
+{
+    uint64_t per = (uint64_t)n->cfg->history_size * n->cfg->max_publish;
+    uint64_t cap = RC_SESSION_READ_BYTES / (per ? per : 1);
+
+    return cap < 16 ? 16 : cap > 4096 ? 4096 : (uint32_t)cap;
+}
+
+static rc_list_t *read_waiters(rc_node_t *n)
+{
+    if (!n->read_waiters.next)
+        rc_list_init(&n->read_waiters);
+    return &n->read_waiters;
+}
+
+bool rc__session_read_begin(rc_node_t *n)
+{
+    if (n->metrics.history_reads >= read_cap(n))
+        return false;
+    n->metrics.history_reads++;
+    return true;
+}
+
+void rc__session_read_wait(rc_node_t *n, rc__session_op_t *op)
+{
+    rc_list_push(read_waiters(n), &op->in_wait);
+    n->metrics.history_reads_waiting++;
+}
+
+static void start_read(rc_node_t *n, rc__session_op_t *op);
+
+void rc__session_read_end(rc_node_t *n)
+{
+    rc_list_t *w = read_waiters(n);
+
+    n->metrics.history_reads--;
+    if (n->read_waking)
+        return; /* the loop below is running up the stack */
+    n->read_waking = 1;
+    while (n->metrics.history_reads < read_cap(n) && !rc_list_empty(w)) {
+        rc__session_op_t *op =
+            rc_container_of(w->next, rc__session_op_t, in_wait);
+        rc_list_remove(&op->in_wait);
+        n->metrics.history_reads_waiting--;
+        if (op->index == UINT32_MAX && !op->parent)
+            rc__resume_wake(op); /* a resume: it takes its own reads */
+        else
+            start_read(n, op);
+    }
+    n->read_waking = 0;
+}
+
+static void history_done(rc__session_op_t *op, rc_err_t err, uint64_t latest,
+                         bool recovered, rc_msg_t *const *msgs, size_t nmsgs);
 
 static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
                        rc_msg_t *const *msgs, size_t nmsgs)
 {
     rc__session_op_t *op = arg;
+    rc_node_t *n = op->n;
+    bool reading = op->reading;
+
+    history_done(op, err, latest, recovered, msgs, nmsgs); /* frees op */
+    if (reading)
+        rc__session_read_end(n);
+}
+
+/* A join's history read (op->member syncing when it is a new member). */
+static void start_read(rc_node_t *n, rc__session_op_t *op)
+{
+    if (op->has_since) {
+        if (!op->c || !n->adapter) {
+            rc__session_op_destroy(op); /* the client went while it waited */
+            return;
+        }
+        n->metrics.history_reads++;
+        op->reading = true;
+    }
+    if (!n->adapter ||
+        n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
+                                 on_history, op) != RC_OK) {
+        if (op->member)
+            rc_hub_leave_member(n->hub, op->member);
+        if (op->c)
+            op_error(op, "internal", "history unavailable");
+        if (op->reading)
+            n->metrics.history_reads--;
+        rc__session_op_destroy(op);
+    }
+}
+
+static void history_done(rc__session_op_t *op, rc_err_t err, uint64_t latest,
+                         bool recovered, rc_msg_t *const *msgs, size_t nmsgs)
+{
     rc_node_t *n = op->n;
     rc_member_t *mb = op->member;
 
@@ -153,7 +345,26 @@ static void on_history(void *arg, rc_err_t err, uint64_t latest, bool recovered,
      * with no gap or duplicate (last_seq drops what was queued already). */
     rc__session_replay(n, mb, op->has_since ? op->since : latest, msgs,
                        op->has_since ? nmsgs : 0);
+    rc__resume_refresh(n, op->c);
     rc__session_op_destroy(op);
+}
+
+/* c's history reads with since in flight or waiting (this one included
+ * once its op exists). */
+static uint32_t conn_reads(const rc_conn_t *c)
+{
+    const rc_list_t *it;
+    uint32_t k = 0;
+
+    rc_list_foreach(it, &c->ops)
+    {
+        const rc__session_op_t *op =
+            rc_container_of(it, rc__session_op_t, in_conn);
+        if (op->has_since && !op->parent && op->index != UINT32_MAX &&
+            !op->replay)
+            k++;
+    }
+    return k;
 }
 
 static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
@@ -190,13 +401,25 @@ static void do_join(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
          * live already, and a replay could reorder its stream). */
         op->has_since = false;
     }
-    if (n->adapter->ops->history(n->adapter, op->room, op->has_since, op->since,
-                                 on_history, op) != RC_OK) {
-        if (op->member)
-            rc_hub_leave_member(n->hub, op->member);
-        op_error(op, "internal", "history unavailable");
-        rc__session_op_destroy(op);
+    if (op->has_since) {
+        /* A read of up to history_size messages: bounded per connection
+         * (refused) and per node (it waits its turn). */
+        if (conn_reads(c) > RC_SESSION_CONN_READS) {
+            n->metrics.bounds_hit[RC_BOUND_HISTORY_CONN]++;
+            if (op->member)
+                rc_hub_leave_member(n->hub, op->member);
+            op_error(op, "rate_limited", "too many history reads in flight");
+            rc__session_op_destroy(op);
+            return;
+        }
+        if (!rc__session_read_begin(n)) {
+            n->metrics.bounds_hit[RC_BOUND_HISTORY_NODE]++;
+            rc__session_read_wait(n, op);
+            return;
+        }
+        n->metrics.history_reads--; /* start_read takes it */
     }
+    start_read(n, op);
 }
 
 static void on_published(void *arg, rc_err_t err, uint64_t seq)
@@ -298,12 +521,13 @@ static void do_refresh(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 
 static void do_leave(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
 {
-    if (rc_hub_leave(n->hub, c, req->room) != RC_OK)
+    if (rc_hub_leave(n->hub, c, req->room) != RC_OK) {
         rc__session_send_error(n, c, req, "not_joined", "not a member of room");
-    else
-        rc__session_send(
-            n, c,
-            rc_proto_ok_room(req->has_id, req->id, req->room, false, 0, -1));
+        return;
+    }
+    rc__session_send(
+        n, c, rc_proto_ok_room(req->has_id, req->id, req->room, false, 0, -1));
+    rc__resume_refresh(n, c);
 }
 
 static void do_ping(rc_node_t *n, rc_conn_t *c, const rc_req_t *req)
@@ -340,13 +564,19 @@ static const op_def_t *op_def(rc_op_t op)
     return (size_t)op < RC_ARRAY_LEN(op_defs) ? &op_defs[op] : &none;
 }
 
-static void handle_request(rc_node_t *n, rc_conn_t *c, const char *buf,
-                           size_t len)
+void rc__session_handle(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                        bool binary)
 {
     rc_req_t req;
     const char *code, *msg;
     const op_def_t *def;
 
+    if (binary) {
+        n->metrics.bad_requests++;
+        rc__session_send_error(n, c, NULL, "bad_request",
+                               "frames must be JSON text");
+        return;
+    }
     if (rc_proto_parse(buf, len, &req, &code, &msg) != RC_OK) {
         n->metrics.bad_requests++;
         rc__session_send_error(n, c, &req, code, msg);
@@ -431,13 +661,15 @@ static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
         return do_first_frame(n, c, wsi, buf, len);
     if (c->state != RC_CONN_OPEN)
         return 0; /* closing: ignore what still comes in */
-    if (binary) {
-        n->metrics.bad_requests++;
-        rc__session_send_error(n, c, NULL, "bad_request",
-                               "frames must be JSON text");
+    if (c->resuming) {
+        /* Its welcome is not out yet: handled after it, in order. */
+        if (rc__resume_hold(n, c, buf, len, binary) != 0) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
+            return -1;
+        }
         return 0;
     }
-    handle_request(n, c, buf, len);
+    rc__session_handle(n, c, buf, len, binary);
     return 0;
 }
 
@@ -449,6 +681,15 @@ int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     unsigned char *nb;
 
     c->last_rx_ms = rc__node_loop_ms(n);
+    /* Before auth the only frame that means anything is the auth frame:
+     * a socket nobody authenticated may not make us buffer max_frame. */
+    if (c->state == RC_CONN_PENDING_AUTH &&
+        (uint64_t)c->rx_len + len + remaining > RC_SESSION_FIRST_FRAME_MAX) {
+        n->metrics.oversize_closes++;
+        n->metrics.bounds_hit[RC_BOUND_FIRST_FRAME]++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+        return -1;
+    }
     if ((uint64_t)c->rx_len + len + remaining > n->cfg->max_frame) {
         n->metrics.oversize_closes++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);

@@ -106,7 +106,7 @@ void rc__timers_exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms)
 
 void rc__timers_pending_add(rc_node_t *n, rc_conn_t *c)
 {
-    c->deadline_ms = (int64_t)uv_now(n->loop) + n->cfg->auth_timeout_ms;
+    c->deadline_ms = rc__node_loop_ms(n) + (uint32_t)n->cfg->auth_timeout_ms;
     rc_list_push(&n->pending, &c->in_timer);
     n->npending++;
     if (!uv_is_active((uv_handle_t *)&n->auth_timer))
@@ -125,13 +125,14 @@ void rc__timers_pending_remove(rc_node_t *n, rc_conn_t *c)
 static void on_auth_timer(uv_timer_t *t)
 {
     rc_node_t *n = t->data;
-    int64_t now = (int64_t)uv_now(n->loop);
+    uint32_t now = rc__node_loop_ms(n);
 
     while (!rc_list_empty(&n->pending)) {
         rc_conn_t *c = rc_container_of(n->pending.next, rc_conn_t, in_timer);
-        if (c->deadline_ms > now) {
-            uv_timer_start(t, on_auth_timer, (uint64_t)(c->deadline_ms - now),
-                           0);
+        /* Loop ms wrap; a deadline is never more than 2^31 ms away. */
+        int32_t left = (int32_t)(c->deadline_ms - now);
+        if (left > 0) {
+            uv_timer_start(t, on_auth_timer, (uint64_t)left, 0);
             return;
         }
         rc__timers_pending_remove(n, c);
@@ -175,6 +176,10 @@ static void on_hb_timer(uv_timer_t *t)
                            : rc_container_of(next, rc_conn_t, in_server);
         if (c->state == RC_CONN_CLOSING)
             continue;
+        /* Nothing goes out before its welcome, not even a ping; it is not
+         * judged silent meanwhile (its clock restarts at the welcome). */
+        if (c->resuming)
+            continue;
         if (now - c->last_rx_ms > dead_after) {
             n->metrics.heartbeat_closes++;
             rc_log(RC_LOG_INFO, "heartbeat_timeout", "session=%016" PRIx64,
@@ -186,6 +191,9 @@ static void on_hb_timer(uv_timer_t *t)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
             continue;
         }
+        /* Keep its snapshot current, so that a resume on another node
+         * while this link still looks alive finds its rooms. */
+        rc__resume_refresh(n, c);
         if (rc_hub_send(n->hub, c, n->ping) != RC_OK)
             continue;
     }

@@ -74,6 +74,9 @@ static int write_queued(rc_node_t *n, rc_conn_t *c, struct lws *wsi)
     n->metrics.bytes_out += len;
     n->metrics.writes++;
     rc_outq_pop(&c->outq, k);
+    if (c->paced && c->state != RC_CONN_CLOSING &&
+        rc_outq_bytes(&c->outq) <= n->cfg->outbound_queue_bytes / 2)
+        rc__session_pump(n, c);
     return 0;
 }
 
@@ -136,7 +139,7 @@ static void flush_conn(rc_node_t *n, rc_conn_t *c)
     if (write_queued(n, c, wsi) < 0) {
         /* The socket is dead (lws marked it unusable); nothing up the
          * stack holds c (the flush loop reads no more of it). */
-        rc_outq_pop(&c->outq, rc_outq_count(&c->outq));
+        rc_hub_drop_queue(n->hub, c);
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
         return;
     }

@@ -14,6 +14,16 @@
 #include "common/mem.h"
 #include "gateway/node_internal.h"
 
+/* Header values lws keeps for us (rc__ws_token_limits): the longest we
+ * accept is one less; a value that reaches its limit was truncated. */
+#define WS_AUTH_LIMIT (RC_AUTH_MAX_TOKEN + 16) /* "Bearer " + token */
+#define WS_ARG_LIMIT (RC_AUTH_MAX_TOKEN + 16)  /* "token=" + token */
+/* lws 4.1 itself drops an upgrade whose Sec-WebSocket-Protocol list is
+ * 127 bytes or more, or names a protocol of 63 bytes or more: those are
+ * refused here first, with an answer (431, 400). */
+#define WS_PROTO_LIMIT 127
+#define WS_PROTO_NAME_MAX 62
+
 static uint64_t next_session(rc_node_t *n)
 {
     /* splitmix64 over a random seed: unique per node, unguessable enough
@@ -35,6 +45,8 @@ static const char *http_reason(unsigned int status)
         return "Not Found";
     case 426:
         return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
     case 503:
         return "Service Unavailable";
     default:
@@ -64,9 +76,12 @@ static int http_refuse(struct lws *wsi, unsigned int status, const char *body)
     return -1;
 }
 
+/* The Sec-WebSocket-Protocol list read in full: up to WS_PROTO_LIMIT
+ * bytes (lws truncates it there, rc__ws_token_limits); a longer one is
+ * refused (431) rather than read as "none offered". */
 static bool offers_subprotocol(struct lws *wsi, bool *offered_any)
 {
-    char buf[256], *tok, *save = NULL;
+    char buf[WS_PROTO_LIMIT + 1], *tok, *save = NULL;
 
     *offered_any = false;
     if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_PROTOCOL) <= 0)
@@ -80,10 +95,54 @@ static bool offers_subprotocol(struct lws *wsi, bool *offered_any)
             tok[--l] = '\0';
         if (l)
             *offered_any = true;
+        if (l > WS_PROTO_NAME_MAX)
+            return false; /* lws would fail the upgrade: refuse it */
         if (strcmp(tok, RC_NODE_SUBPROTOCOL) == 0)
             return true;
     }
     return false;
+}
+
+/* True when a `token=` query argument is present but longer than any
+ * token we take (lws truncated it at WS_ARG_LIMIT). */
+static bool query_token_too_long(struct lws *wsi)
+{
+    for (int i = 0;; i++) {
+        int l = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (l <= 0)
+            return false;
+        if (l < WS_ARG_LIMIT)
+            continue;
+        /* lws_hdr_copy_fragment copies whole fragments only: look at the
+         * start through a buffer of the fragment's size. */
+        {
+            char *f = rc_trymalloc((size_t)l + 1);
+            bool tok;
+            if (!f)
+                return true; /* cannot tell: refuse */
+            tok = lws_hdr_copy_fragment(wsi, f, l + 1, WSI_TOKEN_HTTP_URI_ARGS,
+                                        i) > 0 &&
+                  strncmp(f, "token=", 6) == 0;
+            free(f);
+            if (tok)
+                return true;
+        }
+    }
+}
+
+void rc__ws_token_limits(struct lws_token_limits *tl)
+{
+    for (size_t i = 0; i < RC_ARRAY_LEN(tl->token_limit); i++)
+        tl->token_limit[i] = 65535;
+    /* Longer values are truncated by lws (not stored, so the request
+     * still fits its header buffer) and refused here with an answer,
+     * where lws would drop the connection without one. */
+    tl->token_limit[WSI_TOKEN_HTTP_AUTHORIZATION] = WS_AUTH_LIMIT;
+    tl->token_limit[WSI_TOKEN_HTTP_URI_ARGS] = WS_ARG_LIMIT;
+    /* lws parses the arguments in the URI's state: its limit applies to
+     * each argument; the path is refused past 255 bytes anyway. */
+    tl->token_limit[WSI_TOKEN_GET_URI] = WS_ARG_LIMIT;
+    tl->token_limit[WSI_TOKEN_PROTOCOL] = WS_PROTO_LIMIT;
 }
 
 static int refuse_auth(rc_node_t *n, struct lws *wsi, rc_auth_reason_t r,
@@ -123,6 +182,12 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
         n->metrics.upgrades_refused++;
         return http_refuse(wsi, 404, "{\"error\":\"not_found\"}");
     }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) >= WS_PROTO_LIMIT) {
+        n->metrics.upgrades_refused++;
+        return http_refuse(wsi, 431,
+                           "{\"error\":\"header_too_large\","
+                           "\"header\":\"sec-websocket-protocol\"}");
+    }
     if (!offers_subprotocol(wsi, &any) && any) {
         n->metrics.upgrades_refused++;
         return http_refuse(
@@ -138,8 +203,10 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
     /* Token sources in the contract's order: header, query, first frame. */
     l = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (l > 0) {
-        if (l > (int)sizeof(tok) - 1)
+        if (l >= WS_AUTH_LIMIT) {
+            n->metrics.bounds_hit[RC_BOUND_TOKEN_TOO_LONG]++;
             return refuse_auth(n, wsi, RC_AUTH_TOO_LONG, "header");
+        }
         lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
         if (strncasecmp(tok, "Bearer ", 7) == 0) {
             token = tok + 7;
@@ -148,6 +215,12 @@ static int on_confirm_upgrade(rc_node_t *n, struct lws *wsi)
             token_len = strlen(token);
             source = "header";
         }
+    }
+    if (!token && query_token_too_long(wsi)) {
+        /* lws_get_urlarg_by_name would not find it (it does not fit its
+         * buffer): refused as the contract says, not upgraded. */
+        n->metrics.bounds_hit[RC_BOUND_TOKEN_TOO_LONG]++;
+        return refuse_auth(n, wsi, RC_AUTH_TOO_LONG, "query");
     }
     if (!token) {
         const char *q =
@@ -200,6 +273,8 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     rc__timers_pending_remove(n, c);
     rc__timers_exp_remove(n, c);
     rc__writer_unlist(n, c);
+    if (c->id && c->state != RC_CONN_PENDING_AUTH)
+        rc__resume_index_remove(n, c);
     /* A client that goes away can resume on any node within resume_ttl. */
     (void)rc__resume_save(n, c, false, NULL, NULL);
     rc_hub_leave_all(n->hub, c);
@@ -207,6 +282,10 @@ static void conn_free(rc_node_t *n, rc_conn_t *c)
     while (!rc_list_empty(&c->ops)) {
         rc__session_op_t *op =
             rc_container_of(c->ops.next, rc__session_op_t, in_conn);
+        if (op->replay) {
+            rc__session_op_destroy(op); /* a paced replay: nobody to wait */
+            continue;
+        }
         rc_list_remove(&op->in_conn);
         op->c = NULL;
     }

@@ -672,6 +672,55 @@ static void test_slow_consumer_msgs(void **state)
     assert_non_null(rc_hub_member(fx->hub, &fx->c[0], "r"));
 }
 
+/* A durable `msg` frame of room (its name located in the frame, as the
+ * adapter frames it). */
+static rc_msg_t *room_msg(fixture_t *fx, const char *room, uint64_t seq)
+{
+    char payload[64];
+    int n = snprintf(payload, sizeof(payload), "{\"room\":\"%s\",\"n\":%zu}",
+                     room, fx->nmsgs);
+    rc_msg_t *m = rc_msg_create(RC_WS_OP_TEXT, payload, (size_t)n);
+    const unsigned char *b;
+
+    assert_non_null(m);
+    assert_true(fx->nmsgs < MAXMSG);
+    b = rc_msg_bytes(m);
+    for (uint32_t i = 0; i + strlen(room) <= m->len; i++)
+        if (b[i] == '"' && memcmp(b + i + 1, room, strlen(room)) == 0 &&
+            b[i + 1 + strlen(room)] == '"' && i > 8) {
+            m->room_off = (uint16_t)(i + 1);
+            break;
+        }
+    assert_true(m->room_off > 0);
+    m->room_len = (uint8_t)strlen(room);
+    m->seq = seq;
+    fx->msgs[fx->nmsgs++] = m;
+    return m;
+}
+
+/* A dropped queue was never written: each room's last_seq goes back to
+ * before its first dropped frame (the snapshot a resume starts from). */
+static void test_slow_consumer_rewinds_last_seq(void **state)
+{
+    fixture_t *fx = *state;
+    rc_member_t *ra, *rb;
+
+    make_hub(fx, BIG_BYTES, 2);
+    ra = join(fx, 0, "ra");
+    rb = join(fx, 0, "rb");
+    assert_int_equal(rc_hub_deliver(fx->hub, "ra", room_msg(fx, "ra", 5)), 1);
+    assert_int_equal(rc_hub_deliver(fx->hub, "rb", room_msg(fx, "rb", 7)), 1);
+    rc_outq_pop(&fx->c[0].outq, 1); /* ra #5 written */
+    assert_int_equal(rc_hub_deliver(fx->hub, "ra", room_msg(fx, "ra", 6)), 1);
+    assert_int_equal(ra->last_seq, 6);
+    /* rb #8 does not fit: the queue (rb #7, ra #6) and #8 are dropped */
+    assert_int_equal(rc_hub_deliver(fx->hub, "rb", room_msg(fx, "rb", 8)), 0);
+    assert_int_equal(fx->slow[0], 1);
+    assert_queue(fx, 0, 0);
+    assert_int_equal(ra->last_seq, 5);
+    assert_int_equal(rb->last_seq, 6);
+}
+
 static void test_slow_consumer_bytes(void **state)
 {
     fixture_t *fx = *state;
@@ -939,6 +988,8 @@ int main(void)
         cmocka_unit_test(test_name_nul),
         cmocka_unit_test(test_name_non_ascii),
         cmocka_unit_test(test_name_other_ascii),
+        cmocka_unit_test_setup_teardown(test_slow_consumer_rewinds_last_seq,
+                                        fx_setup, fx_teardown),
         T(test_join_creates_room),
         T(test_join_second_member),
         T(test_join_twice),
