@@ -133,8 +133,10 @@ def test_history_reads_bounded_per_node_wait_their_turn(rnodes, redis):
     reads in flight: 5 clients x 4 joins (20 reads, Redis paused) leave 4
     waiting; they are served in turn when reads end, none refused, every
     replay whole."""
+    # outbound_queue_bytes must hold one max_publish message (config).
     n = rnodes(name="n1", flags={"history_size": 100000,
-                                 "max_publish": 16 << 20})
+                                 "max_publish": 16 << 20,
+                                 "outbound_queue_bytes": 17 << 20})
     clients = []
     try:
         for i in range(5):

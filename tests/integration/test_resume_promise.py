@@ -157,7 +157,8 @@ def test_resume_after_4009_starts_at_what_was_written(rnodes, redis):
     missed (more than its 64 KiB queue bound, and beyond the kernel's
     socket buffers) comes back on resume, from the first frame it never
     got, with recovered: true, no gap and no duplicate."""
-    n = rnode(rnodes, outbound_queue_bytes=65536, history_size=20000)
+    n = rnode(rnodes, outbound_queue_bytes=65536, max_publish=32768,
+              history_size=20000)
     room = "slow"
     jwt = mint_jwt(sub="slowpoke", rooms=["*"])
     c = RawWS(n, jwt, rcvbuf=4096)
