@@ -80,3 +80,4 @@ for rate, v in keys:
           f"{[round(x) for x in d]}, median p99 "
           f"{statistics.median(p) / 1e3 if p else float('nan'):.2f} ms, "
           f"ok {sum(r['ok'] for r in rs)}/{len(rs)}")
+EOF
