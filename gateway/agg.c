@@ -85,17 +85,83 @@ static series_t *find_series(const rc_agg_t *a, const char *key, size_t n)
 }
 
 /* The family a sample belongs to: the one whose TYPE came last, when the
- * sample's name starts with it (name_bucket, name_sum, name_count), else
- * one named after the sample. */
+ * sample is one of its series (its name, or name_bucket, name_sum,
+ * name_count), else one named after the sample (an untyped family). */
 static size_t sample_family(rc_agg_t *a, size_t cur, bool have_cur,
                             const char *name, size_t n)
 {
+    static const char *const suffixes[] = {"", "_bucket", "_sum", "_count"};
+
     if (have_cur) {
         size_t fl = strlen(a->fam[cur].name);
+
         if (fl <= n && memcmp(a->fam[cur].name, name, fl) == 0)
-            return cur;
+            for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+                if (strlen(suffixes[i]) == n - fl &&
+                    memcmp(suffixes[i], name + fl, n - fl) == 0)
+                    return cur;
     }
     return family_of(a, name, n);
+}
+
+/* The end of the key of a sample line: past the metric name and, if there
+ * is one, past its label set, whose quoted values may hold spaces, braces
+ * and backslash escapes. NULL if the line is not name{labels} or name. */
+static const char *key_end(const char *line)
+{
+    const char *p = line;
+    bool quoted = false;
+
+    while (*p && *p != '{' && *p != ' ' && *p != '\t')
+        p++;
+    if (p == line)
+        return NULL;
+    if (*p != '{')
+        return p;
+    for (p++; *p; p++) {
+        if (quoted) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                quoted = false;
+        } else if (*p == '"') {
+            quoted = true;
+        } else if (*p == '}') {
+            return p + 1;
+        }
+    }
+    return NULL; /* the label set never closed */
+}
+
+/* The sample value after the key: one number (Go's NaN, +Inf, -Inf
+ * spellings included), then at most a timestamp, which is ignored. */
+static bool parse_value(const char *p, double *v)
+{
+    char *ep;
+
+    if (*p != ' ' && *p != '\t')
+        return false;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return false;
+    *v = strtod(p, &ep);
+    if (ep == p)
+        return false;
+    while (*ep == ' ' || *ep == '\t' || *ep == '\r')
+        ep++;
+    if (*ep == '\0')
+        return true;
+    /* A timestamp: digits, maybe signed. */
+    if (*ep == '-')
+        ep++;
+    if (*ep < '0' || *ep > '9')
+        return false;
+    while (*ep >= '0' && *ep <= '9')
+        ep++;
+    while (*ep == ' ' || *ep == '\t' || *ep == '\r')
+        ep++;
+    return *ep == '\0';
 }
 
 void rc_agg_add(rc_agg_t *a, const char *text, size_t len, bool monotonic)
@@ -110,6 +176,8 @@ void rc_agg_add(rc_agg_t *a, const char *text, size_t len, bool monotonic)
         size_t ll = (size_t)(le - p);
         char line[LINE_MAX_BYTES];
 
+        if (ll > 0 && p[ll - 1] == '\r') /* CRLF */
+            ll--;
         if (ll == 0 || ll >= sizeof(line))
             goto next;
         memcpy(line, p, ll);
@@ -132,20 +200,17 @@ void rc_agg_add(rc_agg_t *a, const char *text, size_t len, bool monotonic)
                                       strcmp(sp + 1, "histogram") == 0;
             }
         } else if (line[0] != '#') {
-            /* name{labels} value: the value follows the last space. */
-            char *sp = strrchr(line, ' '), *ep;
+            /* name{labels} value [timestamp] */
+            const char *ke = key_end(line);
             size_t kl, nl2;
             double v;
             series_t *s;
             size_t f;
 
-            if (!sp || sp == line)
+            if (!ke || !parse_value(ke, &v))
                 goto next;
-            kl = (size_t)(sp - line);
-            v = strtod(sp + 1, &ep);
-            if (ep == sp + 1)
-                goto next;
-            nl2 = strcspn(line, "{ ");
+            kl = (size_t)(ke - line);
+            nl2 = strcspn(line, "{ \t");
             f = sample_family(a, cur, have_cur, line, nl2);
             if (monotonic && !a->fam[f].monotonic)
                 goto next;
@@ -192,8 +257,13 @@ void rc_agg_render(const rc_agg_t *a, rc_buf_t *out)
                     rc_buf_printf(out, "%s\n", a->fam[f].type);
                 any = true;
             }
-            /* Counts print as integers; sums of seconds keep 15 digits. */
-            if (s->v == floor(s->v) && fabs(s->v) < 9e15)
+            /* Counts print as integers; sums of seconds keep 15 digits;
+             * NaN and infinities in the exposition's own spelling. */
+            if (isnan(s->v))
+                rc_buf_printf(out, "%s NaN\n", s->key);
+            else if (isinf(s->v))
+                rc_buf_printf(out, "%s %cInf\n", s->key, s->v > 0 ? '+' : '-');
+            else if (s->v == floor(s->v) && fabs(s->v) < 9e15)
                 rc_buf_printf(out, "%s %.0f\n", s->key, s->v);
             else
                 rc_buf_printf(out, "%s %.15g\n", s->key, s->v);

@@ -64,6 +64,7 @@ typedef struct lt_cfg {
     int term_pid;
     double term_after;
     bool ephemeral;          /* --via redis: PUBLISH instead of FCALL */
+    bool tls;                /* --tls: clients speak wss (no verification) */
     const char *path;        /* upgrade path, "/ws" */
     const char *room_prefix; /* "load:" */
     uint32_t n;              /* client connections */

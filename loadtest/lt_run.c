@@ -909,6 +909,7 @@ report:
         if (cfg->redis_url && strcmp(cfg->via, "redis") == 0)
             lt_json_bool(&j, "ephemeral", cfg->ephemeral);
         lt_json_str(&j, "via", cfg->via);
+        lt_json_bool(&j, "tls", cfg->tls);
         lt_json_str(&j, "proto",
                     cfg->proto == LT_PROTO_SOCKETIO ? "socketio" : "roomcast");
         lt_json_u64(&j, "connections", cfg->n);

@@ -14,6 +14,11 @@
  * 42<id>["join","<room>"] acked by 43<id>[{"ok":true}], Engine.IO pings
  * "2" answered "3", deliveries 42["m",{"r":"<room>","seq":N,"t":T,...}]
  * (room and seq put there by our publisher: Socket.IO has neither).
+ *
+ * --tls runs each connection through an OpenSSL client (no certificate
+ * verification, no session reuse: every connect is a full handshake)
+ * between the TCP connect and the upgrade request; io_send/io_recv hide
+ * it from the rest.
  * SPDX-License-Identifier: MIT */
 #include "loadtest/lt_worker.h"
 
@@ -30,6 +35,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "auth/auth.h"
 #include "loadtest/lt_hist.h"
@@ -55,6 +63,7 @@
 enum conn_state {
     ST_FREE = 0,
     ST_CONNECTING, /* non-blocking connect in flight */
+    ST_TLS,        /* --tls: TLS handshake in flight */
     ST_UPGRADING,  /* request sent, waiting for 101 */
     ST_WELCOME,    /* 101 read, waiting for the welcome frame */
     ST_OPEN,       /* authenticated */
@@ -86,6 +95,7 @@ typedef struct conn {
     uint64_t t_start; /* when this connection (or cycle) began */
     char *resume;     /* drain: resume token while moving; owned */
     uint64_t move_at; /* drain: reconnect when the clock passes this */
+    SSL *ssl;         /* --tls: the connection's TLS state; owned */
 } conn_t;
 
 typedef struct bslot {
@@ -128,6 +138,7 @@ typedef struct worker {
     uint64_t next_sweep;
     uint64_t last_est; /* when the last connection was established */
     bslot_t ring[BCAST_RING];
+    SSL_CTX *tls; /* --tls; owned */
     int done;
     int rc;
 } worker_t;
@@ -162,8 +173,8 @@ static void ep_mod(worker_t *w, conn_t *c, uint32_t events)
 
 static int in_handshake(const conn_t *c)
 {
-    return c->state == ST_CONNECTING || c->state == ST_UPGRADING ||
-           c->state == ST_WELCOME;
+    return c->state == ST_CONNECTING || c->state == ST_TLS ||
+           c->state == ST_UPGRADING || c->state == ST_WELCOME;
 }
 
 /* The one place a connection's resources are released. */
@@ -175,6 +186,8 @@ static void conn_release(worker_t *w, conn_t *c)
         w->pending_hs--;
     if (c->state == ST_JOINING && w->phase == PH_JOIN)
         w->pending_replies -= c->pending;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd); /* also leaves the epoll set */
     free(c->rbuf);
@@ -218,6 +231,8 @@ static void conn_fail(worker_t *w, conn_t *c, enum fail_kind k)
 static void conn_park(worker_t *w, conn_t *c, uint32_t code)
 {
     lt_counters_close(&w->c, code);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     free(c->rbuf);
@@ -255,13 +270,60 @@ static void conn_lost(worker_t *w, conn_t *c, uint32_t code)
     conn_release(w, c);
 }
 
+/* send()/recv() on the connection, through TLS with --tls: the same
+ * results (-1 with errno EAGAIN when it would block, 0 on EOF). */
+static ssize_t tls_result(conn_t *c, int r)
+{
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        if (errno == 0)
+            return 0; /* EOF without close_notify */
+        return -1;
+    default:
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t io_send(conn_t *c, const void *p, size_t len)
+{
+    int r;
+
+    if (!c->ssl)
+        return send(c->fd, p, len, MSG_NOSIGNAL);
+    if (len == 0)
+        return 0;
+    errno = 0;
+    r = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+    return r > 0 ? r : tls_result(c, r);
+}
+
+static ssize_t io_recv(conn_t *c, void *p, size_t len)
+{
+    int r;
+
+    if (!c->ssl)
+        return recv(c->fd, p, len, 0);
+    errno = 0;
+    r = SSL_read(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+    return r > 0 ? r : tls_result(c, r);
+}
+
 static void conn_send(worker_t *w, conn_t *c, const void *p, size_t len)
 {
     const uint8_t *b = p;
     uint8_t *nb;
 
     if (c->wlen == 0) {
-        ssize_t s = send(c->fd, b, len, MSG_NOSIGNAL);
+        ssize_t s = io_send(c, b, len);
 
         if (s == (ssize_t)len)
             return;
@@ -295,7 +357,7 @@ static void conn_send(worker_t *w, conn_t *c, const void *p, size_t len)
 
 static void conn_flush(worker_t *w, conn_t *c)
 {
-    ssize_t s = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL);
+    ssize_t s = io_send(c, c->wbuf, c->wlen);
 
     if (s < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -850,7 +912,7 @@ static void conn_readable(worker_t *w, conn_t *c)
 
         if (have)
             memcpy(w->buf, c->rbuf, have);
-        r = recv(c->fd, w->buf + have, room, 0);
+        r = io_recv(c, w->buf + have, room);
         if (r == 0) {
             if (c->state == ST_CLOSING) {
                 w->c.cycles_done++;
@@ -888,8 +950,10 @@ static void conn_readable(worker_t *w, conn_t *c)
             c->rbuf = nb;
             c->rlen = (uint32_t)left;
         }
-        if ((size_t)r < room)
-            return; /* drained; level-triggered epoll will call again */
+        /* drained; level-triggered epoll will call again (TLS hands out
+         * one record per read: keep reading) */
+        if ((size_t)r < room && !c->ssl)
+            return;
     }
 }
 
@@ -937,7 +1001,62 @@ static void conn_start(worker_t *w, uint32_t local, uint64_t now)
     }
 }
 
+static void conn_upgrade(worker_t *w, conn_t *c);
+
+/* --tls: one step of the handshake; the upgrade request once it is done. */
+static void conn_tls_step(worker_t *w, conn_t *c)
+{
+    int r = SSL_do_handshake(c->ssl);
+
+    if (r == 1) {
+        conn_upgrade(w, c);
+        return;
+    }
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        ep_mod(w, c, EPOLLIN);
+        return;
+    case SSL_ERROR_WANT_WRITE:
+        ep_mod(w, c, EPOLLOUT);
+        return;
+    default:
+        if (w->cfg->verbose && w->c.fail_connect < 3) {
+            char e[160];
+
+            ERR_error_string_n(ERR_peek_error(), e, sizeof(e));
+            fprintf(stderr, "roomcast-load: tls: %s\n", e);
+        }
+        ERR_clear_error();
+        conn_fail(w, c, F_CONNECT);
+    }
+}
+
 static void conn_connected(worker_t *w, conn_t *c)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
+        if (w->cfg->verbose && w->c.fail_connect < 3)
+            fprintf(stderr, "roomcast-load: connect: %s\n", strerror(soerr));
+        conn_fail(w, c, F_CONNECT);
+        return;
+    }
+    if (!w->tls) {
+        conn_upgrade(w, c);
+        return;
+    }
+    c->ssl = SSL_new(w->tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        conn_fail(w, c, F_CONNECT);
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->state = ST_TLS;
+    conn_tls_step(w, c);
+}
+
+static void conn_upgrade(worker_t *w, conn_t *c)
 {
     const lt_cfg_t *cfg = w->cfg;
     uint32_t i = conn_idx(w, c);
@@ -947,15 +1066,8 @@ static void conn_connected(worker_t *w, conn_t *c)
     const lt_target_t *tg =
         c->resume ? &cfg->resume_target : &cfg->targets[i % cfg->ntargets];
     char *tok;
-    int soerr = 0, n;
-    socklen_t sl = sizeof(soerr);
+    int n;
 
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
-        if (cfg->verbose && w->c.fail_connect < 3)
-            fprintf(stderr, "roomcast-load: connect: %s\n", strerror(soerr));
-        conn_fail(w, c, F_CONNECT);
-        return;
-    }
     snprintf(sub, sizeof(sub), "load-%u", i);
     snprintf(pat, sizeof(pat), "%s*", cfg->room_prefix);
     tok = rc_auth_mint(cfg->alg, (const unsigned char *)cfg->secret,
@@ -1002,6 +1114,10 @@ static void on_event(worker_t *w, uint32_t local, uint32_t events)
         return;
     if (c->state == ST_CONNECTING) {
         conn_connected(w, c);
+        return;
+    }
+    if (c->state == ST_TLS) {
+        conn_tls_step(w, c);
         return;
     }
     if (events & EPOLLOUT && c->wlen)
@@ -1067,9 +1183,11 @@ static void close_all(worker_t *w, int polite)
             uint8_t p[2] = {0x03, 0xe8}, f[16]; /* 1000 */
             size_t n = lt_ws_build(f, LT_WS_CLOSE, p, 2, rnd(w));
 
-            (void)send(c->fd, f, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)io_send(c, f, n);
         }
         if (w->cfg->mode != LT_CHURN) {
+            SSL_free(c->ssl);
+            c->ssl = NULL;
             close(c->fd);
             c->fd = -1;
             c->state = ST_FREE;
@@ -1311,6 +1429,18 @@ int lt_worker_run(const lt_cfg_t *cfg, uint32_t wid, uint32_t first,
     }
     for (j = 0; j < count; j++)
         w->conns[j].fd = -1;
+    if (cfg->tls) {
+        w->tls = SSL_CTX_new(TLS_client_method());
+        if (!w->tls) {
+            fprintf(stderr, "roomcast-load: worker %u: no TLS context\n", wid);
+            return 2;
+        }
+        SSL_CTX_set_verify(w->tls, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_session_cache_mode(w->tls, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_mode(w->tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                     SSL_MODE_RELEASE_BUFFERS);
+    }
     for (j = 0; j < count * w->M; j++)
         w->last_seq[j] = SEQ_NONE;
     ev.events = EPOLLIN;

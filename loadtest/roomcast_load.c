@@ -61,6 +61,9 @@ static void usage(FILE *f)
         "  --redis-url URL        for --via redis: redis://HOST:PORT\n"
         "  --redis URL            the same\n"
         "  --ephemeral            --via redis: PUBLISH, not FCALL\n"
+        "  --tls                  clients connect over TLS (wss; the\n"
+        "                         certificate is not verified); publishing\n"
+        "                         --via redis only\n"
         "  --resume-target H:P    drain: where told clients reconnect\n"
         "  --term-pid PID         drain: SIGTERM this (default --gateway-pid)\n"
         "  --term-after S         drain: seconds into the measure phase (2)\n"
@@ -112,6 +115,7 @@ enum {
     O_DELIVERIES,
     O_TARGETS,
     O_EPHEMERAL,
+    O_TLS,
     O_RESUME_TARGET,
     O_TERM_PID,
     O_TERM_AFTER,
@@ -148,6 +152,7 @@ static const struct option opts[] = {
     {"redis", required_argument, NULL, O_REDIS},
     {"targets", required_argument, NULL, O_TARGETS},
     {"ephemeral", no_argument, NULL, O_EPHEMERAL},
+    {"tls", no_argument, NULL, O_TLS},
     {"resume-target", required_argument, NULL, O_RESUME_TARGET},
     {"term-pid", required_argument, NULL, O_TERM_PID},
     {"term-after", required_argument, NULL, O_TERM_AFTER},
@@ -331,6 +336,9 @@ int main(int argc, char **argv)
             break;
         case O_EPHEMERAL:
             cfg.ephemeral = true;
+            break;
+        case O_TLS:
+            cfg.tls = true;
             break;
         case O_RESUME_TARGET:
             if (parse_target(optarg, strlen(optarg), &cfg.resume_target) != 0) {
@@ -583,6 +591,14 @@ int main(int argc, char **argv)
         break;
     }
     (void)set_rooms;
+    if (cfg.tls &&
+        (cfg.mode == LT_FANOUT || cfg.mode == LT_SOAK ||
+         cfg.mode == LT_BROADCAST || cfg.mode == LT_DRAIN) &&
+        strcmp(cfg.via, "redis") != 0) {
+        fprintf(stderr, "roomcast-load: --tls publishes --via redis only (the "
+                        "ws publisher speaks plain ws)\n");
+        return 1;
+    }
     if (cfg.proto == LT_PROTO_SOCKETIO) {
         if (!set_path)
             cfg.path = "/socket.io/";

@@ -6,7 +6,10 @@
 # its per-room seq check goes on across both connections. Reports A's
 # SIGTERM-to-exit time, resumes per 0.5 s on B, lost and duplicated.
 # Usage: [N=19000] [ROOMS=100] [RATE=100] [WINDOW_MS=10000] [DURATION=20]
-#        [TERM_AFTER=2] [RAMP=4000] drain.sh [roomcast-load flags...]
+#        [TERM_AFTER=2] [RAMP=4000] [LOAD_WORKERS=N/9500] [SRC_ADDRS=4]
+#        drain.sh [roomcast-load flags...]
+# LOAD_WORKERS is roomcast-load's --workers (client processes); WORKERS,
+# as in every lib.sh script, is the gateways' --workers.
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib_redis.sh"
 N=${N:-19000}
@@ -20,7 +23,7 @@ rc=0
     --secret-file "$LT_SECRET_FILE" --via redis \
     --redis-url "redis://127.0.0.1:$REDIS_PORT" \
     -n "$N" --rooms "${ROOMS:-100}" --per-client 1 \
-    --workers "${WORKERS:-$(( (N + 9499) / 9500 ))}" \
+    --workers "${LOAD_WORKERS:-$(( (N + 9499) / 9500 ))}" \
     --src-addrs "${SRC_ADDRS:-4}" \
     --rate "${RATE:-100}" --duration "${DURATION:-20}" \
     --term-after "${TERM_AFTER:-2}" --drain 10 \

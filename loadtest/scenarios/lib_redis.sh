@@ -53,6 +53,7 @@ lr_start_redis() {
 # lr_start_nodes K: K gateways on the Redis above.
 lr_start_nodes() {
     local k port admin
+    lt_gw_extra
     LT_SECRET_FILE=$LT_TMP/secret
     (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$LT_SECRET_FILE"
      od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$LT_TMP/resume_secret")
@@ -66,7 +67,7 @@ lr_start_nodes() {
             --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "n$k" \
             --resume-secret-file "$LT_TMP/resume_secret" \
             --rate-limit 1000000 --rate-burst 1000000 \
-            --log-level warn $ROOMCASTD_ARGS \
+            "${LT_GW_EXTRA[@]}" $ROOMCASTD_ARGS \
             >"$LT_TMP/node$k.log" 2>&1 &
         NODE_PIDS+=("$!")
         NODE_PORTS+=("$port")
@@ -81,5 +82,6 @@ lr_start_nodes() {
         done
         curl -fsS "http://127.0.0.1:${NODE_ADMINS[$k]}/healthz" >/dev/null \
             2>&1 || { cat "$LT_TMP/node$k.log" >&2; lt_die "node $k did not come up"; }
+        lt_wait_ready "${NODE_ADMINS[$k]}" "${NODE_PIDS[$k]}"
     done
 }

@@ -14,12 +14,11 @@ lr_cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
 lr_start_redis
 lr_start_nodes "${NODES:-2}"
 targets=$(printf '127.0.0.1:%s,' "${NODE_PORTS[@]}")
-gwpids=()
-for pid in "${NODE_PIDS[@]}"; do gwpids+=(--gateway-pid "$pid"); done
+mapfile -t gwpids < <(lt_pid_flags "${NODE_PIDS[@]}")
 r0=$(lr_cpu "$REDIS_PID")
 rc=0
 "$RC_LOAD" fanout --targets "${targets%,}" --secret-file "$LT_SECRET_FILE" \
-    "${gwpids[@]}" --via redis \
+    "${gwpids[@]}" "${LT_LOAD_EXTRA[@]}" --via redis \
     --redis-url "redis://127.0.0.1:$REDIS_PORT" \
     -n "${N:-2000}" --rooms "${ROOMS:-20}" --per-client 1 \
     --rate "${RATE:-100}" --duration "${DURATION:-10}" --size "${SIZE:-100}" \

@@ -1,5 +1,5 @@
 # Unit tests of gateway/ modules: one executable and one add_test() each
-# (STYLE rule 14), no sockets. Include from tests/gateway/CMakeLists.txt;
+# (STYLE rule 14), no network. Include from tests/gateway/CMakeLists.txt;
 # paths are relative to this file.
 # SPDX-License-Identifier: MIT
 add_executable(test_outq ${CMAKE_CURRENT_LIST_DIR}/test_outq.c)
@@ -25,3 +25,12 @@ add_test(NAME test_metrics COMMAND test_metrics)
 add_executable(test_admin ${CMAKE_CURRENT_LIST_DIR}/test_admin.c)
 target_link_libraries(test_admin PRIVATE rc_gateway PkgConfig::CMOCKA)
 add_test(NAME test_admin COMMAND test_admin)
+
+add_executable(test_agg ${CMAKE_CURRENT_LIST_DIR}/test_agg.c)
+target_link_libraries(test_agg PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_agg COMMAND test_agg)
+
+# test_wchan runs a real libuv loop over a socketpair (no network).
+add_executable(test_wchan ${CMAKE_CURRENT_LIST_DIR}/test_wchan.c)
+target_link_libraries(test_wchan PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_wchan COMMAND test_wchan)
