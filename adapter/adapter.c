@@ -58,10 +58,9 @@ rc_err_t rc_adapter_config_check(const rc_adapter_config_t *cfg, char *err,
                  "[/db]");
         return RC_EINVAL;
     }
-    if (url.topo != RC_REDIS_SINGLE) {
-        snprintf(err, errlen, "redis_url: %s is not supported yet",
-                 url.topo == RC_REDIS_SENTINEL ? "redis-sentinel://"
-                                               : "redis-cluster://");
+    if (url.topo == RC_REDIS_SENTINEL) {
+        snprintf(err, errlen,
+                 "redis_url: redis-sentinel:// is not supported yet");
         return RC_EINVAL;
     }
     if (!cfg->prefix || !rc_redis_prefix_ok(cfg->prefix)) {

@@ -84,6 +84,7 @@ void rc__redis_release(redis_adapter_t *r)
         return;
     rc__redis_rooms_free(r);
     rc_htab_dispose(&r->rooms);
+    rc__redis_cl_free(r);
     free(r->prefix);
     free(r->node_id);
     free(r->library);
