@@ -488,7 +488,7 @@ def test_cli_on_the_cluster(cl, cnodes):
     entries on every master; roomcast drain reaches the node."""
     a, b = cnodes("A"), cnodes("B")
     url = cl.url
-    env = {"ROOMCAST_REDIS_URL": url, "ROOMCAST_KEY_PREFIX": PREFIX}
+    env = {"ROOMCAST_REDIS_URL": url}  # key_prefix: the default
 
     async def main():
         m = Member(a, "m", ["cli1", "cli2"])
@@ -507,9 +507,13 @@ def test_cli_on_the_cluster(cl, cnodes):
         await m.close()
 
     run(main(), 30)
-    rc, out, errout = run_cli("nodes", env=env)
+    # the two registry entries (on whichever masters own their slots)
+    rc, out, errout = run_cli("nodes", "--json", env=env)
     assert rc == 0, errout
-    assert "A" in out and "B" in out, out
+    assert sorted(r["id"] for r in json.loads(out)) == ["A", "B"], out
+    owners = {cl.owner_of(slot_of(f"{PREFIX}node:{i}")) for i in "AB"}
+    rc, out, errout = run_cli("nodes", env=env)
+    assert rc == 0 and len(out.strip().splitlines()) == 3, (out, owners)
     rc, out, errout = run_cli("drain", "B", env=env)
     assert rc == 0, errout
     b.wait_exit(20)
