@@ -541,3 +541,39 @@ void rc__redis_cl_free(redis_adapter_t *r)
     free(r->cl);
     r->cl = NULL;
 }
+
+void rc__redis_cl_metrics(const redis_adapter_t *r, rc_metric_emit_fn emit,
+                          void *ctx)
+{
+    rc_cluster_stats_t st;
+    rc_list_t *it;
+    uint64_t links = 0, masters = 0;
+
+    rc_cluster_stats(r->cl->c, &st);
+    rc_list_foreach(it, &r->cl->nodes)
+    {
+        const cnode_t *n = rc_container_of(it, cnode_t, link);
+        masters++;
+        links += n->ready;
+    }
+#define CM(name, kind, help, v)                                                \
+    emit(ctx, kind, "redis_cluster_" name, help, (uint64_t)(v))
+    CM("masters", RC_METRIC_GAUGE, "Masters in the Redis Cluster slot map.",
+       masters);
+    CM("sublinks_up", RC_METRIC_GAUGE, "Masters whose subscription link is up.",
+       links);
+    CM("map_refreshes_total", RC_METRIC_COUNTER,
+       "Slot maps learned and applied.", st.refreshes);
+    CM("moved_total", RC_METRIC_COUNTER, "Commands redirected by MOVED.",
+       st.moved);
+    CM("ask_total", RC_METRIC_COUNTER,
+       "Commands redirected by ASK (a slot being migrated).", st.ask);
+    CM("tryagain_total", RC_METRIC_COUNTER,
+       "Commands sent again after TRYAGAIN, CLUSTERDOWN, LOADING or "
+       "MASTERDOWN.",
+       st.tryagain);
+    CM("link_drops_total", RC_METRIC_COUNTER,
+       "Command links to cluster nodes that dropped or stalled.",
+       st.link_drops);
+#undef CM
+}

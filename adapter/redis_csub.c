@@ -290,6 +290,10 @@ static void on_n_unsubscribed(void *ctx, const char *ch, size_t len,
     if (rm && rm->slink != n)
         return;
     rc__redis_on_unsubscribed(r, ch, len, sharded, solicited);
+    /* The room (if still there) is on no link once it is unsubscribed. */
+    rm = room ? rc__redis_room_find(r, room, rlen, false) : NULL;
+    if (rm && rm->state == SUB_NONE && rm->slink == n)
+        rm->slink = NULL;
 }
 
 static void on_n_pong(void *ctx)

@@ -365,6 +365,9 @@ void rc__redis_cl_send_batch(redis_adapter_t *r, bool subscribe,
 bool rc__redis_cl_sub_error(redis_adapter_t *r, const char *text, size_t len,
                             const rc_sublink_cmd_t *cmd);
 void rc__redis_cl_lost(redis_adapter_t *r, rroom_t *rm);
+/* The cluster's metrics (redis_cluster_*). */
+void rc__redis_cl_metrics(const redis_adapter_t *r, rc_metric_emit_fn emit,
+                          void *ctx);
 
 /* ---- redis_lib.c */
 
