@@ -571,3 +571,34 @@ def test_old_two_key_layout_splits_a_room(cl):
         assert c.call("EVAL", OLD_PUBLISH, 1, key, "m3") == 1  # seq reset
     with pytest.raises(RespError, match="BUSYKEY"):
         cl.call(src, "MIGRATE", "127.0.0.1", dst, key + ":meta", 0, 5000)
+
+
+def test_library_loaded_again_when_a_master_lost_it(cl, cnodes):
+    """A master without the function library (a new one that got slots
+    before the node's next map refresh, or FUNCTION FLUSH): the node's
+    FCALL meets "Function not found", loads the library on every master
+    and sends the call once more: the client's publish succeeds."""
+    a = cnodes("A")
+
+    async def main():
+        m = Member(a, "m", ["lib1"])
+        await m.start()
+        for p in cl.masters():
+            cl.call(p, "FUNCTION", "FLUSH")
+        with pytest.raises(RespError, match="Function not found"):
+            cl.call(cl.owner_of(slot_of(chan("lib1"))), "FCALL",
+                    "roomcast_publish", 1, chan("lib1"), "1")
+        ws = await connect(a, a.mint("p", **ALL))
+        r = await ok(ws, "publish", room="lib1", data={"again": 1})
+        deadline = time.monotonic() + 5
+        while not m.seqs("lib1") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert m.seqs("lib1") == [r["seq"]]
+        # and every master has it again
+        for p in cl.masters():
+            libs = cl.call(p, "FUNCTION", "LIST", "LIBRARYNAME", "roomcast")
+            assert len(libs) == 1, (p, libs)
+        await ws.close()
+        await m.close()
+
+    run(main(), 30)
