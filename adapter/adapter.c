@@ -58,12 +58,6 @@ rc_err_t rc_adapter_config_check(const rc_adapter_config_t *cfg, char *err,
                  "[/db]");
         return RC_EINVAL;
     }
-    if (url.topo == RC_REDIS_CLUSTER) {
-        snprintf(err, errlen,
-                 "redis_url: redis-cluster:// is not supported "
-                 "yet");
-        return RC_EINVAL;
-    }
     if (!cfg->prefix || !rc_redis_prefix_ok(cfg->prefix)) {
         snprintf(err, errlen,
                  "key_prefix: at most 64 bytes, no quotes, braces, "

@@ -33,6 +33,7 @@
  * requests whose backoff ended, and frees idle non-master nodes.
  * SPDX-License-Identifier: MIT */
 #include "adapter/cluster.h"
+#include "adapter/cluster_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,98 +47,7 @@
 #include "common/mem.h"
 #include "common/slot.h"
 
-#define TICK_MS 20
-#define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_CONNECT_TIMEOUT_MS 1000
-#define DEFAULT_REFRESH_MS 5000
-#define DEFAULT_RETRY_MS 25
-#define DEFAULT_MAX_REDIRECTS 16
-#define DEFAULT_MAX_PENDING 65536
-#define MAX_BACKOFF_MS 500
-#define REFRESH_GAP_MS 100   /* between two refreshes, at least */
-#define RECONNECT_GAP_MS 100 /* after a failed link, before the next */
-#define IDLE_NODE_MS 10000   /* a non-master node's link lives this long */
-
-typedef struct node {
-    rc_list_t in_c; /* c->nodes */
-    rc_cluster_t *c;
-    rc_cluster_addr_t addr;
-    redisAsyncContext *ac; /* NULL: no link */
-    bool up;               /* the link answered its first PING */
-    bool master;           /* owns slots in the map (or a MOVED said so) */
-    uint64_t connect_deadline;
-    uint64_t retry_after; /* no new link before */
-    unsigned fails;       /* links in a row that failed before ready */
-    uint64_t last_used;
-    unsigned inflight;
-} node_t;
-
-typedef struct req {
-    rc_list_t in_c; /* c->waiting, c->inflight or c->dying; or none */
-    rc_cluster_t *c;
-    char *cmd; /* formatted (redisFreeCommand) */
-    size_t len;
-    bool routed; /* by slot; else to `to` */
-    bool asking; /* send ASKING first, to `to` (an ASK redirect) */
-    bool internal;
-    unsigned slot;
-    rc_cluster_addr_t to;
-    rc_cluster_reply_cb cb;
-    void *arg;
-    uint64_t deadline, wake;
-    redisAsyncContext *ac; /* in flight on; NULL while waiting */
-    node_t *node;
-    unsigned redirects, retries;
-    int hold; /* hiredis callbacks still to come */
-    bool done;
-} req_t;
-
-typedef struct gai_req {
-    uv_getaddrinfo_t req;
-    rc_cluster_t *c;
-    unsigned gen;
-    int port;
-} gai_req_t;
-
-struct rc_cluster {
-    uv_loop_t *loop;
-    rc_redis_url_t url;
-    rc_cluster_cbs_t cbs;
-    uint32_t timeout_ms, connect_timeout_ms, refresh_ms, retry_ms;
-    uint32_t max_redirects, max_pending;
-
-    uv_timer_t tick;
-    rc_list_t nodes;
-    rc_list_t waiting, inflight, dying;
-    size_t npending; /* user commands not yet answered */
-
-    node_t *owner[RC_SLOT_COUNT];
-    bool have_map;
-    rc_cluster_addr_t *reported; /* masters last reported, sorted */
-    size_t nreported;
-
-    /* refresh */
-    bool refreshing, want_refresh, use_slots;
-    uint64_t next_refresh, refresh_not_before;
-    rc_redis_hostport_t *cand; /* candidates of the round in flight */
-    size_t ncand, icand;
-    char cand_ip[RC_CLUSTER_IP_CAP]; /* the candidate asked, resolved */
-    unsigned gen;                    /* bumped when a step ends */
-    unsigned gai_pending;
-
-    rc_cluster_stats_t st;
-    bool closing;
-    int handles;
-};
-
 static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *pd);
-static void on_probe_reply(void *arg, const redisReply *r, rc_err_t err);
-static void refresh_step(rc_cluster_t *c);
-
-static uint64_t now_ms(const rc_cluster_t *c)
-{
-    return uv_now(c->loop);
-}
 
 /* ---------------------------------------------------------------- reqs */
 
@@ -194,7 +104,7 @@ static node_t *find_node(rc_cluster_t *c, const char *ip, int port)
     return NULL;
 }
 
-static node_t *get_node(rc_cluster_t *c, const char *ip, int port)
+node_t *rc__cl_get_node(rc_cluster_t *c, const char *ip, int port)
 {
     node_t *n = find_node(c, ip, port);
 
@@ -254,7 +164,7 @@ static void node_failed(node_t *n, const char *why)
            n->addr.ip, n->addr.port, why ? why : "");
 }
 
-static void node_free(node_t *n)
+void rc__cl_node_free(node_t *n)
 {
     drop_link(n);
     rc_list_remove(&n->in_c);
@@ -287,7 +197,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     node_failed(n, ac->errstr);
 }
 
-static void dispatch_all(rc_cluster_t *c);
+void rc__cl_dispatch_all(rc_cluster_t *c);
 
 static void on_hello_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
@@ -313,7 +223,7 @@ static void on_hello_reply(redisAsyncContext *ac, void *reply, void *pd)
     }
     n->up = true;
     n->fails = 0;
-    dispatch_all(n->c);
+    rc__cl_dispatch_all(n->c);
 }
 
 static void on_auth_reply(redisAsyncContext *ac, void *reply, void *pd)
@@ -383,7 +293,7 @@ static void dispatch_one(rc_cluster_t *c, req_t *q)
             return;
         }
     } else {
-        n = get_node(c, q->to.ip, q->to.port);
+        n = rc__cl_get_node(c, q->to.ip, q->to.port);
     }
     n->last_used = now;
     if (!n->ac) {
@@ -409,7 +319,7 @@ static void dispatch_one(rc_cluster_t *c, req_t *q)
     rc_list_push(&c->inflight, &q->in_c);
 }
 
-static void dispatch_all(rc_cluster_t *c)
+void rc__cl_dispatch_all(rc_cluster_t *c)
 {
     rc_list_t *it, *tmp;
 
@@ -502,7 +412,7 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *pd)
             return;
         }
         if (moved) {
-            node_t *owner = get_node(c, to.ip, to.port);
+            node_t *owner = rc__cl_get_node(c, to.ip, to.port);
             c->st.moved++;
             owner->master = true;
             c->owner[slot] = owner;
@@ -533,9 +443,10 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *pd)
     finish(q, r, RC_OK);
 }
 
-/* ------------------------------------------------------------- submit */
+/* ------------------------------------------------------------- rc__cl_submit
+ */
 
-static rc_err_t submit(rc_cluster_t *c, req_t *tmpl, int argc,
+rc_err_t rc__cl_submit(rc_cluster_t *c, req_t *tmpl, int argc,
                        const char **argv, const size_t *lens, uint32_t tmo)
 {
     req_t *q;
@@ -577,7 +488,7 @@ rc_err_t rc_cluster_command(rc_cluster_t *c, const char *key, size_t keylen,
     t.slot = rc_slot_of(key, keylen);
     t.cb = cb;
     t.arg = arg;
-    return submit(c, &t, argc, argv, lens, c->timeout_ms);
+    return rc__cl_submit(c, &t, argc, argv, lens, c->timeout_ms);
 }
 
 rc_err_t rc_cluster_command_to(rc_cluster_t *c, const char *ip, int port,
@@ -593,369 +504,7 @@ rc_err_t rc_cluster_command_to(rc_cluster_t *c, const char *ip, int port,
     t.to.port = port;
     t.cb = cb;
     t.arg = arg;
-    return submit(c, &t, argc, argv, lens, c->timeout_ms);
-}
-
-/* ---------------------------------------------------------------- map */
-
-typedef struct newmap {
-    rc_cluster_addr_t *m; /* masters */
-    size_t n;
-    uint16_t *own; /* [RC_SLOT_COUNT]: index into m, or UINT16_MAX */
-} newmap_t;
-
-static bool is_str(const redisReply *r)
-{
-    return r &&
-           (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
-}
-
-static long add_master(newmap_t *nm, const char *ip, size_t iplen,
-                       long long port, const char *asked)
-{
-    if (port < 1 || port > 65535 || iplen >= RC_CLUSTER_IP_CAP)
-        return -1;
-    if (iplen == 0 || (iplen == 1 && ip[0] == '?')) { /* "the node asked" */
-        ip = asked;
-        iplen = strlen(asked);
-    }
-    for (size_t i = 0; i < nm->n; i++)
-        if (nm->m[i].port == port && strlen(nm->m[i].ip) == iplen &&
-            memcmp(nm->m[i].ip, ip, iplen) == 0)
-            return (long)i;
-    if (nm->n >= RC_CLUSTER_MAX_MASTERS)
-        return -1;
-    snprintf(nm->m[nm->n].ip, RC_CLUSTER_IP_CAP, "%.*s", (int)iplen, ip);
-    nm->m[nm->n].port = (int)port;
-    return (long)nm->n++;
-}
-
-static bool own_range(newmap_t *nm, long long a, long long b, long idx)
-{
-    if (a < 0 || b >= RC_SLOT_COUNT || a > b || idx < 0)
-        return false;
-    for (long long s = a; s <= b; s++)
-        nm->own[s] = (uint16_t)idx;
-    return true;
-}
-
-/* CLUSTER SLOTS: [[start, end, [ip, port, id, ...], replicas...], ...] */
-static bool parse_slots(const redisReply *r, newmap_t *nm, const char *asked)
-{
-    if (r->type != REDIS_REPLY_ARRAY)
-        return false;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i], *m;
-        long idx;
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER)
-            return false;
-        m = e->element[2];
-        if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
-            !is_str(m->element[0]) ||
-            m->element[1]->type != REDIS_REPLY_INTEGER)
-            return false;
-        idx = add_master(nm, m->element[0]->str, m->element[0]->len,
-                         m->element[1]->integer, asked);
-        if (!own_range(nm, e->element[0]->integer, e->element[1]->integer, idx))
-            return false;
-    }
-    return true;
-}
-
-/* A RESP2 map (flat key/value array): the value of key, or NULL. */
-static const redisReply *field(const redisReply *map, const char *key)
-{
-    if (map->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < map->elements; i += 2)
-        if (is_str(map->element[i]) && strcmp(map->element[i]->str, key) == 0)
-            return map->element[i + 1];
-    return NULL;
-}
-
-/* CLUSTER SHARDS (7.0): [{slots: [a, b, ...], nodes: [{id, port, ip,
- * endpoint, role, replication-offset, health}, ...]}, ...]. A shard counts
- * when it has slots and an online master; a failed master's slots are left
- * unowned, so commands wait for its replica's promotion instead of
- * knocking at a dead address. */
-static bool parse_shards(const redisReply *r, newmap_t *nm, const char *asked)
-{
-    if (r->type != REDIS_REPLY_ARRAY)
-        return false;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *sh = r->element[i];
-        const redisReply *slots = field(sh, "slots"),
-                         *nodes = field(sh, "nodes");
-        long idx = -1;
-        if (!slots || !nodes || slots->type != REDIS_REPLY_ARRAY ||
-            nodes->type != REDIS_REPLY_ARRAY || slots->elements % 2)
-            return false;
-        if (slots->elements == 0)
-            continue;
-        for (size_t j = 0; j < nodes->elements && idx < 0; j++) {
-            const redisReply *nd = nodes->element[j];
-            const redisReply *role = field(nd, "role"),
-                             *health = field(nd, "health");
-            const redisReply *ip = field(nd, "ip"), *port = field(nd, "port");
-            if (!is_str(role) || strcmp(role->str, "master") != 0 ||
-                !is_str(health) || strcmp(health->str, "online") != 0 ||
-                !is_str(ip) || !port || port->type != REDIS_REPLY_INTEGER)
-                continue;
-            idx = add_master(nm, ip->str, ip->len, port->integer, asked);
-            if (idx < 0)
-                return false;
-        }
-        if (idx < 0)
-            continue;
-        for (size_t k = 0; k < slots->elements; k += 2) {
-            if (slots->element[k]->type != REDIS_REPLY_INTEGER ||
-                slots->element[k + 1]->type != REDIS_REPLY_INTEGER ||
-                !own_range(nm, slots->element[k]->integer,
-                           slots->element[k + 1]->integer, idx))
-                return false;
-        }
-    }
-    return true;
-}
-
-static int addr_cmp(const void *a, const void *b)
-{
-    const rc_cluster_addr_t *x = a, *y = b;
-    int d = strcmp(x->ip, y->ip);
-
-    return d ? d : x->port - y->port;
-}
-
-/* Installs a parsed map; reports the masters when their set changed. May
- * call back (on_masters_changed), so callers return right after. */
-static void apply(rc_cluster_t *c, newmap_t *nm)
-{
-    node_t **byidx = rc_xcalloc(nm->n ? nm->n : 1, sizeof(*byidx));
-    rc_list_t *it, *tmp;
-    bool changed;
-
-    rc_list_foreach(it, &c->nodes)
-    {
-        rc_container_of(it, node_t, in_c)->master = false;
-    }
-    for (size_t i = 0; i < nm->n; i++) {
-        byidx[i] = get_node(c, nm->m[i].ip, nm->m[i].port);
-        byidx[i]->master = true;
-    }
-    for (unsigned s = 0; s < RC_SLOT_COUNT; s++)
-        c->owner[s] = nm->own[s] == UINT16_MAX ? NULL : byidx[nm->own[s]];
-    free(byidx);
-    c->have_map = true;
-    c->st.refreshes++;
-    /* Links to nodes that stopped being masters go once idle; the tick
-     * frees the idle ones too. */
-    rc_list_foreach_safe(it, tmp, &c->nodes)
-    {
-        node_t *n = rc_container_of(it, node_t, in_c);
-        if (!n->master && n->inflight == 0)
-            node_free(n);
-    }
-    qsort(nm->m, nm->n, sizeof(*nm->m), addr_cmp);
-    changed = nm->n != c->nreported ||
-              (nm->n && memcmp(nm->m, c->reported, nm->n * sizeof(*nm->m)));
-    dispatch_all(c);
-    if (!changed)
-        return;
-    free(c->reported);
-    c->reported = rc_xmalloc((nm->n ? nm->n : 1) * sizeof(*nm->m));
-    memcpy(c->reported, nm->m, nm->n * sizeof(*nm->m));
-    c->nreported = nm->n;
-    rc_log(RC_LOG_INFO, "cluster_masters", "masters=%zu", nm->n);
-    if (c->cbs.on_masters_changed)
-        c->cbs.on_masters_changed(c->cbs.ctx, c->reported, c->nreported);
-}
-
-/* ------------------------------------------------------------- refresh */
-
-static void refresh_end(rc_cluster_t *c, bool ok)
-{
-    uint64_t now = now_ms(c);
-
-    c->refreshing = false;
-    c->gen++;
-    free(c->cand);
-    c->cand = NULL;
-    c->ncand = c->icand = 0;
-    c->next_refresh = now + c->refresh_ms;
-    if (!ok) { /* nobody answered: again soon */
-        c->want_refresh = true;
-        c->refresh_not_before = now + 10 * REFRESH_GAP_MS;
-        rc_log(RC_LOG_WARN, "cluster_refresh_failed", "seeds=%u",
-               c->url.nhosts);
-    }
-}
-
-static void probe(rc_cluster_t *c, const char *ip, int port)
-{
-    const char *shards[2] = {"CLUSTER", "SHARDS"};
-    const char *slots[2] = {"CLUSTER", "SLOTS"};
-    size_t lens[2] = {7, c->use_slots ? 5u : 6u};
-    req_t t;
-
-    memset(&t, 0, sizeof(t));
-    snprintf(t.to.ip, sizeof(t.to.ip), "%s", ip);
-    t.to.port = port;
-    t.internal = true;
-    t.cb = on_probe_reply;
-    t.arg = c;
-    snprintf(c->cand_ip, sizeof(c->cand_ip), "%s", ip);
-    if (submit(c, &t, 2, c->use_slots ? slots : shards, lens,
-               c->connect_timeout_ms) != RC_OK) {
-        c->icand++;
-        refresh_step(c);
-    }
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    gai_req_t *g = rc_container_of(req, gai_req_t, req);
-    rc_cluster_t *c = g->c;
-    char ip[RC_CLUSTER_IP_CAP] = "";
-    bool current = !c->closing && g->gen == c->gen;
-    int port = g->port;
-
-    if (status == 0 && res)
-        uv_ip_name(res->ai_addr, ip, sizeof(ip));
-    uv_freeaddrinfo(res);
-    free(g);
-    c->gai_pending--;
-    if (c->closing) {
-        if (c->handles == 0 && c->gai_pending == 0)
-            free(c);
-        return;
-    }
-    if (!current)
-        return;
-    if (!ip[0]) {
-        c->icand++;
-        refresh_step(c);
-        return;
-    }
-    probe(c, ip, port);
-}
-
-/* Asks candidate icand (resolving a name first), or ends the round. */
-static void refresh_step(rc_cluster_t *c)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    const rc_redis_hostport_t *h;
-    struct addrinfo hints;
-    gai_req_t *g;
-
-    c->gen++;
-    if (c->icand >= c->ncand) {
-        refresh_end(c, false);
-        return;
-    }
-    h = &c->cand[c->icand];
-    if (uv_inet_pton(AF_INET, h->host, buf) == 0 ||
-        uv_inet_pton(AF_INET6, h->host, buf) == 0) {
-        probe(c, h->host, h->port);
-        return;
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    g = rc_xcalloc(1, sizeof(*g));
-    g->c = c;
-    g->gen = c->gen;
-    g->port = h->port;
-    if (uv_getaddrinfo(c->loop, &g->req, on_resolved, h->host, NULL, &hints)) {
-        free(g);
-        c->icand++;
-        refresh_step(c);
-        return;
-    }
-    c->gai_pending++;
-}
-
-/* A round asks the masters whose links are up, then the other masters,
- * then the seeds, one at a time, until one answers with a map. */
-static void refresh_start(rc_cluster_t *c)
-{
-    size_t cap = c->url.nhosts, n = 0;
-    rc_list_t *it;
-
-    rc_list_foreach(it, &c->nodes)
-    {
-        cap++;
-    }
-    c->cand = rc_xcalloc(cap, sizeof(*c->cand));
-    for (int pass = 0; pass < 2; pass++) {
-        rc_list_foreach(it, &c->nodes)
-        {
-            node_t *nd = rc_container_of(it, node_t, in_c);
-            if (!nd->master || nd->up != (pass == 0))
-                continue;
-            snprintf(c->cand[n].host, sizeof(c->cand[n].host), "%s",
-                     nd->addr.ip);
-            c->cand[n++].port = nd->addr.port;
-        }
-    }
-    for (unsigned i = 0; i < c->url.nhosts; i++)
-        c->cand[n++] = c->url.hosts[i];
-    c->ncand = n;
-    c->icand = 0;
-    c->refreshing = true;
-    c->want_refresh = false;
-    c->refresh_not_before = now_ms(c) + REFRESH_GAP_MS;
-    refresh_step(c);
-}
-
-static void on_probe_reply(void *arg, const redisReply *r, rc_err_t err)
-{
-    rc_cluster_t *c = arg;
-    newmap_t nm;
-    bool ok;
-
-    if (c->closing || !c->refreshing)
-        return;
-    if (err == RC_OK && r->type == REDIS_REPLY_ERROR && !c->use_slots &&
-        (strstr(r->str, "nknown subcommand") ||
-         strstr(r->str, "nknown command"))) {
-        c->use_slots = true; /* before Redis 7.0: ask the same node again */
-        probe(c, c->cand_ip, c->cand[c->icand].port);
-        return;
-    }
-    if (err != RC_OK || r->type == REDIS_REPLY_ERROR) {
-        rc_log(RC_LOG_DEBUG, "cluster_probe_fail", "addr=%s:%d err=\"%s\"",
-               c->cand_ip, c->cand[c->icand].port,
-               err != RC_OK ? rc_err_str(err) : r->str);
-        c->icand++;
-        refresh_step(c);
-        return;
-    }
-    nm.n = 0;
-    nm.m = rc_xmalloc(RC_CLUSTER_MAX_MASTERS * sizeof(*nm.m));
-    nm.own = rc_xmalloc(RC_SLOT_COUNT * sizeof(*nm.own));
-    memset(nm.own, 0xff, RC_SLOT_COUNT * sizeof(*nm.own));
-    ok = c->use_slots ? parse_slots(r, &nm, c->cand_ip)
-                      : parse_shards(r, &nm, c->cand_ip);
-    if (!ok || nm.n == 0) {
-        /* A node that knows no masters (not yet joined) is no answer. */
-        free(nm.m);
-        free(nm.own);
-        c->icand++;
-        refresh_step(c);
-        return;
-    }
-    refresh_end(c, true);
-    apply(c, &nm); /* may call back: nothing after it */
-    free(nm.m);
-    free(nm.own);
-}
-
-void rc_cluster_refresh(rc_cluster_t *c)
-{
-    if (c && !c->closing)
-        c->want_refresh = true;
+    return rc__cl_submit(c, &t, argc, argv, lens, c->timeout_ms);
 }
 
 /* ---------------------------------------------------------------- tick */
@@ -1006,14 +555,14 @@ static void on_tick(uv_timer_t *t)
         return;
     if (!c->refreshing && ((c->want_refresh && now >= c->refresh_not_before) ||
                            now >= c->next_refresh))
-        refresh_start(c);
-    dispatch_all(c);
+        rc__cl_refresh_start(c);
+    rc__cl_dispatch_all(c);
     rc_list_foreach_safe(it, tmp, &c->nodes)
     {
         node_t *n = rc_container_of(it, node_t, in_c);
         if (!n->master && n->inflight == 0 &&
             n->last_used + IDLE_NODE_MS <= now)
-            node_free(n);
+            rc__cl_node_free(n);
     }
 }
 
@@ -1086,7 +635,7 @@ void rc_cluster_destroy(rc_cluster_t *c)
     fail_dying(c, RC_ECLOSED);
     rc_list_foreach_safe(it, tmp, &c->nodes)
     {
-        node_free(rc_container_of(it, node_t, in_c));
+        rc__cl_node_free(rc_container_of(it, node_t, in_c));
     }
     free(c->reported);
     c->reported = NULL;

@@ -72,6 +72,8 @@ static void r_metrics(const rc_adapter_t *ad, rc_metric_emit_fn emit, void *ctx)
     RM("commands_in_flight", RC_METRIC_GAUGE,
        "Commands sent on the command link and not answered.", r->inflight);
 #undef RM
+    if (r->cl)
+        rc__redis_cl_metrics(r, emit, ctx);
 }
 
 void rc__redis_on_handle_closed(uv_handle_t *h)
@@ -85,6 +87,7 @@ void rc__redis_release(redis_adapter_t *r)
         return;
     rc__redis_rooms_free(r);
     rc_htab_dispose(&r->rooms);
+    rc__redis_cl_free(r);
     free(r->prefix);
     free(r->node_id);
     free(r->library);

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/keys.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -86,11 +87,14 @@ void rc__redis_fail_owed(redis_adapter_t *r)
     }
 }
 
-/* Sends one command for q: q is freed by the last of its callbacks. */
+/* Sends one command for q, routed by key (argv[3], the room's key): q is
+ * freed by the last of its callbacks. */
 static rc_err_t req_send(redis_adapter_t *r, rreq_t *q, redisCallbackFn *cb,
-                         int argc, const char **argv, const size_t *lens)
+                         const char *key, int argc, const char **argv,
+                         const size_t *lens)
 {
-    if (rc__redis_cmd(r, cb, q, argc, argv, lens) != RC_OK)
+    if (rc__redis_cmd_key(r, key, strlen(key), cb, q, argc, argv, lens) !=
+        RC_OK)
         return RC_EBACKEND;
     q->hold++;
     if (q->owed && rc_list_empty(&q->link))
@@ -198,16 +202,21 @@ out:
 
 void rc__redis_history_issue(redis_adapter_t *r, rreq_t *h)
 {
-    char since[32];
-    const char *argv[5] = {"FCALL", "roomcast_history", "1", h->room->name,
-                           since};
+    char since[32], key[RC_KEYS_MAX];
+    const char *argv[5] = {"FCALL", "roomcast_history", "1", key, since};
     size_t lens[5];
 
+    /* The room's key (PROTOCOL.md section 5): routable on Cluster. */
+    if (rc_keys_room(key, sizeof(key), r->prefix, h->room->name) != RC_OK) {
+        rc__redis_req_fail(h, RC_EBACKEND);
+        rc__redis_req_free(h);
+        return;
+    }
     snprintf(since, sizeof(since), "%" PRId64,
              h->has_since ? (int64_t)h->since : (int64_t)-1);
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
-    if (req_send(r, h, on_history_reply, 5, argv, lens) != RC_OK) {
+    if (req_send(r, h, on_history_reply, key, 5, argv, lens) != RC_OK) {
         rc__redis_req_fail(h, RC_EBACKEND);
         rc__redis_req_free(h);
     }
@@ -229,6 +238,7 @@ rc_err_t rc__redis_history(rc_adapter_t *ad, const char *room, bool has_since,
     h->since = since;
     h->cb.hist = cb;
     h->arg = arg;
+    h->since_ms = uv_now(r->loop);
     /* History is read after the subscription is confirmed, so nothing
      * published in between can fall through the seam. */
     if (rm->state == SUB_ON)
@@ -386,23 +396,30 @@ rc_err_t rc__redis_publish(rc_adapter_t *ad, const char *room, const char *data,
                            size_t len, rc_adapter_publish_cb cb, void *arg)
 {
     redis_adapter_t *r = (redis_adapter_t *)ad;
-    const char *argv[5] = {"FCALL", "roomcast_publish", "1", room, data};
-    size_t lens[5] = {5, 16, 1, strlen(room), len};
+    char key[RC_KEYS_MAX];
+    const char *argv[5] = {"FCALL", "roomcast_publish", "1", key, data};
+    size_t lens[5] = {5, 16, 1, 0, len};
     rreq_t *p;
 
     if (r->closing || r->state != LINK_UP)
         return RC_EBACKEND;
+    /* The room's key, a real key holding its whole durable state
+     * (PROTOCOL.md section 5): Redis Cluster routes by it. */
+    if (rc_keys_room(key, sizeof(key), r->prefix, room) != RC_OK)
+        return RC_EINVAL;
+    lens[3] = strlen(key);
     p = rc__redis_req_new(r, REQ_PUBLISH);
     p->cb.pub = cb;
     p->arg = arg;
-    if (req_send(r, p, on_publish_reply, 5, argv, lens) != RC_OK) {
+    if (req_send(r, p, on_publish_reply, key, 5, argv, lens) != RC_OK) {
         rc_list_remove(&p->link);
         free(p);
         return RC_EBACKEND;
     }
     if (r->wait_replicas) {
-        /* Right behind the FCALL on the same link: WAIT counts the
-         * replicas that have everything this link wrote so far. */
+        /* Right behind the FCALL on the same link (on Cluster: routed by
+         * the same key, to the same master): WAIT counts the replicas that
+         * have everything this link wrote so far. */
         char n[16], ms[24];
         const char *wargv[3] = {"WAIT", n, ms};
         size_t wlens[3];
@@ -412,7 +429,7 @@ rc_err_t rc__redis_publish(rc_adapter_t *ad, const char *room, const char *data,
         wlens[1] = strlen(n);
         wlens[2] = strlen(ms);
         /* Unsent (the link is failing): the FCALL's callback answers. */
-        (void)req_send(r, p, on_wait_reply, 3, wargv, wlens);
+        (void)req_send(r, p, on_wait_reply, key, 3, wargv, wlens);
     }
     return RC_OK;
 }

@@ -18,6 +18,11 @@
  *                    control channel
  *   redis_lib.c      the function library (adapter/roomcast.lua) for a
  *                    prefix, sizes and the envelope key
+ *   redis_cluster.c  redis-cluster://: commands routed by key
+ *                    (adapter/cluster.c), one subscription link per
+ *                    master, SSUBSCRIBE by slot, resubscribe and resync
+ *                    when a slot moves or a master fails; redis_link.c
+ *                    hands over to it when r->cl is set
  *
  * Lifetimes (STYLE rule 16): a reply never finds its owner freed.
  * - Requests (rreq_t) own what they touch. A history request holds a
@@ -104,6 +109,9 @@ typedef struct rroom {
     uint32_t sub_backoff_ms; /* doubles with each refused SUBSCRIBE */
     void *token;             /* the node's room while it has members, or NULL */
     uint8_t state;           /* sub_state_t */
+    /* Cluster: the master link (redis_cluster.c's cnode) the room is, or
+     * is being, (un)subscribed on; NULL otherwise. */
+    void *slink;
     /* The open room's subscription was lost (teardown, or Redis dropped
      * it): its next confirmation calls the sink's resync first. */
     uint8_t lost;
@@ -131,6 +139,7 @@ typedef struct rreq {
     uint8_t hold; /* hiredis callbacks still to come */
     rc_err_t err; /* publish: the FCALL's outcome, until WAIT answers */
     uint64_t since, seq;
+    uint64_t since_ms; /* history: loop ms it was made (waiting bound) */
     union {
         rc_adapter_history_cb hist;
         rc_adapter_publish_cb pub;
@@ -159,7 +168,8 @@ struct redis_adapter {
     uint32_t wait_replicas;
     int64_t wait_timeout_ms;
 
-    redisAsyncContext *cmd; /* NULL while down */
+    struct rcl *cl;         /* redis-cluster:// (redis_cluster.c), or NULL */
+    redisAsyncContext *cmd; /* NULL while down; always NULL on Cluster */
     /* destroy: the command link flushing its last commands, or NULL */
     redisAsyncContext *draining;
     int grace_armed;     /* the retry timer bounds draining */
@@ -349,14 +359,45 @@ void rc__redis_registry_leave(redis_adapter_t *r);
 bool rc__redis_node_message(redis_adapter_t *r, const char *ch, size_t chlen,
                             const char *payload, size_t plen);
 
+/* ---- redis_cluster.c */
+
+/* Sends a command that names key (keylen bytes): on Redis Cluster to the
+ * master owning key's slot (cb then gets a NULL reply when the command
+ * failed), else as rc__redis_cmd(). Borrowed for the call. */
+rc_err_t rc__redis_cmd_key(redis_adapter_t *r, const char *key, size_t keylen,
+                           redisCallbackFn *cb, void *pd, int argc,
+                           const char **argv, const size_t *lens);
+/* redis_link.c's entry points on Cluster: start (map, envelope key,
+ * library, links per master), the tick, a teardown (every master's link
+ * restarts), and the shutdown (true while the registry DEL flushes: the
+ * retry timer stays open until then). */
+void rc__redis_cl_start(redis_adapter_t *r);
+void rc__redis_cl_tick(redis_adapter_t *r, uint64_t now);
+void rc__redis_cl_teardown(redis_adapter_t *r, const char *why);
+bool rc__redis_cl_close(redis_adapter_t *r);
+/* Frees what is left (with the adapter). */
+void rc__redis_cl_free(redis_adapter_t *r);
+/* redis_sub.c's hooks: a batch goes out by master and slot; an SSUBSCRIBE
+ * answered with a redirection is no refusal (true: handled); an open room
+ * that Redis unsubscribed subscribes again after a map refresh. */
+void rc__redis_cl_send_batch(redis_adapter_t *r, bool subscribe,
+                             rc_list_t *batch, sub_state_t next);
+bool rc__redis_cl_sub_error(redis_adapter_t *r, const char *text, size_t len,
+                            const rc_sublink_cmd_t *cmd);
+void rc__redis_cl_lost(redis_adapter_t *r, rroom_t *rm);
+/* The cluster's metrics (redis_cluster_*). */
+void rc__redis_cl_metrics(const redis_adapter_t *r, rc_metric_emit_fn emit,
+                          void *ctx);
+
 /* ---- redis_lib.c */
 
-/* The function library (adapter/roomcast.lua) with prefix, sizes and the
- * envelope key (envkey: hex digits only, or NULL: "") filled in: owned
+/* The function library (adapter/roomcast.lua) with prefix, sizes, the
+ * envelope key (envkey: hex digits only, or NULL: "") and the publish
+ * command (sharded: SPUBLISH, for Redis Cluster) filled in: owned
  * (free()), or NULL when prefix fails rc_redis_prefix_ok() or envkey is
  * not hex. */
 char *rc__redis_library(const char *prefix, uint32_t history_size,
                         int64_t history_ttl_ms, uint32_t max_publish,
-                        const char *envkey);
+                        const char *envkey, bool sharded);
 
 #endif /* RC_ADAPTER_REDIS_INTERNAL_H */

@@ -1,7 +1,8 @@
 /* The Redis function library for one node's config: the text of
  * adapter/roomcast.lua (embedded at build time as rc__redis_lua) with its
  * @...@ placeholders replaced by the key prefix, the history sizes and
- * the envelope key (docs/REDIS.md, "Envelopes").
+ * the envelope key (docs/REDIS.md, "Envelopes"), and the publish command
+ * (SPUBLISH on Redis Cluster).
  * SPDX-License-Identifier: MIT */
 #include "adapter/redis_internal.h"
 
@@ -49,16 +50,19 @@ static size_t expand(char *out, const subst_t *sub, size_t nsub)
 
 char *rc__redis_library(const char *prefix, uint32_t history_size,
                         int64_t history_ttl_ms, uint32_t max_publish,
-                        const char *envkey)
+                        const char *envkey, bool sharded)
 {
     char hsize[16], ttl[24], maxb[16];
     const char *key = envkey ? envkey : "";
     /* The prefix is pasted into a Lua string literal: rc_redis_prefix_ok()
      * refuses quotes and backslashes. */
     const subst_t sub[] = {
-        {"@PREFIX@", prefix},      {"@HISTORY_SIZE@", hsize},
-        {"@HISTORY_TTL_MS@", ttl}, {"@MAX_PUBLISH@", maxb},
+        {"@PREFIX@", prefix},
+        {"@HISTORY_SIZE@", hsize},
+        {"@HISTORY_TTL_MS@", ttl},
+        {"@MAX_PUBLISH@", maxb},
         {"@ENVKEY@", key},
+        {"@PUBCMD@", sharded ? "SPUBLISH" : "PUBLISH"},
     };
     size_t len;
     char *lib;

@@ -87,6 +87,10 @@ void rc__redis_teardown(redis_adapter_t *r, const char *why)
     bool was_up = r->state == LINK_UP;
     uint32_t jitter;
 
+    if (r->cl) {
+        rc__redis_cl_teardown(r, why);
+        return;
+    }
     if (r->state == LINK_DOWN)
         return;
     r->state = LINK_DOWN;
@@ -198,7 +202,7 @@ static void on_envkey_reply(redisAsyncContext *ac, void *reply, void *pd)
     free(r->library);
     r->library =
         rc__redis_library(r->prefix, r->history_size, r->history_ttl_ms,
-                          r->max_publish, r->envkey);
+                          r->max_publish, r->envkey, false);
     {
         const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", r->library};
         size_t lens[4] = {8, 4, 7, strlen(r->library)};
@@ -442,6 +446,10 @@ static void on_tick(uv_timer_t *t)
     redis_adapter_t *r = t->data;
     uint64_t now = uv_now(r->loop);
 
+    if (r->cl) {
+        rc__redis_cl_tick(r, now);
+        return;
+    }
     if (r->wrong_role && r->state != LINK_DOWN) {
         rc__redis_teardown(r, "the server is not a master (READONLY or "
                               "LOADING)");
@@ -554,6 +562,10 @@ rc_err_t rc__redis_sentinel_start(redis_adapter_t *r)
 void rc__redis_link_start(redis_adapter_t *r)
 {
     uv_timer_start(&r->tick, on_tick, RC_REDIS_TICK_MS, RC_REDIS_TICK_MS);
+    if (r->url.topo == RC_REDIS_CLUSTER) {
+        rc__redis_cl_start(r);
+        return;
+    }
     start_connect(r);
 }
 
@@ -574,6 +586,8 @@ static void on_grace(uv_timer_t *t)
 
 bool rc__redis_link_close(redis_adapter_t *r)
 {
+    if (r->cl)
+        return rc__redis_cl_close(r);
     if (r->gai_busy) {
         /* on_resolved still runs (UV_ECANCELED or done): it releases. */
         r->handles++;

@@ -55,14 +55,15 @@ void rc__redis_session_save(rc_adapter_t *ad, const char *session,
     lens[4] = strlen(ttl);
     if (!cb) {
         if (!r->closing)
-            (void)rc__redis_cmd(r, rc__redis_on_void_reply,
-                                (void *)"session_save", 5, argv, lens);
+            (void)rc__redis_cmd_key(r, key, lens[1], rc__redis_on_void_reply,
+                                    (void *)"session_save", 5, argv, lens);
         return;
     }
     q = rc__redis_req_new(r, REQ_SAVE);
     q->cb.save = cb;
     q->arg = arg;
-    if (r->closing || rc__redis_cmd(r, on_saved, q, 5, argv, lens) != RC_OK) {
+    if (r->closing || rc__redis_cmd_key(r, key, lens[1], on_saved, q, 5, argv,
+                                        lens) != RC_OK) {
         free(q);
         cb(arg, RC_EBACKEND);
         return;
@@ -98,20 +99,24 @@ rc_err_t rc__redis_session_take(rc_adapter_t *ad, const char *session,
                                 void *arg)
 {
     redis_adapter_t *r = (redis_adapter_t *)ad;
-    char ttl[32];
+    char ttl[32], key[RC_KEYS_MAX];
     const char *argv[5] = {"FCALL", "roomcast_resume", "1", session, ttl};
     size_t lens[5];
     rreq_t *q;
 
     if (r->closing)
         return RC_EBACKEND;
+    /* Routed by Psess:{sid}, whose slot is the session id's own. */
+    if (rc_keys_session(key, sizeof(key), r->prefix, session) != RC_OK)
+        return RC_ELIMIT;
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
     for (int i = 0; i < 5; i++)
         lens[i] = strlen(argv[i]);
     q = rc__redis_req_new(r, REQ_TAKE);
     q->cb.take = cb;
     q->arg = arg;
-    if (rc__redis_cmd(r, on_resume_reply, q, 5, argv, lens) != RC_OK) {
+    if (rc__redis_cmd_key(r, key, strlen(key), on_resume_reply, q, 5, argv,
+                          lens) != RC_OK) {
         free(q);
         return RC_EBACKEND;
     }
@@ -136,8 +141,8 @@ void rc__redis_announce(rc_adapter_t *ad)
     {
         const char *argv[5] = {"SET", r->k_node, info, "PX", ttl};
         size_t lens[5] = {3, strlen(r->k_node), n, 2, strlen(ttl)};
-        (void)rc__redis_cmd(r, rc__redis_on_void_reply, (void *)"registry", 5,
-                            argv, lens);
+        (void)rc__redis_cmd_key(r, r->k_node, lens[1], rc__redis_on_void_reply,
+                                (void *)"registry", 5, argv, lens);
     }
     r->last_registry = uv_now(r->loop);
 }
@@ -145,7 +150,7 @@ void rc__redis_announce(rc_adapter_t *ad)
 void rc__redis_registry_leave(redis_adapter_t *r)
 {
     /* Leave the registry at once instead of waiting for the TTL. */
-    if (r->state == LINK_UP) {
+    if (r->state == LINK_UP && !r->cl) { /* Cluster: rc__redis_cl_close */
         const char *argv[2] = {"DEL", r->k_node};
         size_t lens[2] = {3, strlen(r->k_node)};
         (void)rc__redis_cmd(r, NULL, NULL, 2, argv, lens);

@@ -297,6 +297,11 @@ void rc__redis_on_unsubscribed(void *ctx, const char *ch, size_t len,
             rc_log(RC_LOG_WARN, "redis_unsubscribed_by_server", "room=%s",
                    rm->name);
             rm->lost = was_on || rm->lost;
+            if (r->cl) {
+                /* the map is stale now: subscribe after a refresh */
+                rc__redis_cl_lost(r, rm);
+                return;
+            }
             if (rc_list_empty(&rm->in_batch))
                 rc_list_push(&r->sub_batch, &rm->in_batch);
             rc__redis_flush_batches(r);
@@ -327,6 +332,8 @@ void rc__redis_on_sub_error(void *ctx, const char *text, size_t len,
     rc_list_t failed;
 
     r->last_sub_rx = uv_now(r->loop);
+    if (r->cl && rc__redis_cl_sub_error(r, text, len, cmd))
+        return;
     rc_log(RC_LOG_WARN, "redis_subscribe_refused",
            "op=%d channels=%zu err=\"%.*s\"", (int)cmd->op, cmd->n,
            (int)(len > 200 ? 200 : len), text);
@@ -381,6 +388,10 @@ static void send_channel_batch(redis_adapter_t *r, bool subscribe,
     char *chans[RC_REDIS_SUB_BATCH];
     size_t n;
 
+    if (r->cl) {
+        rc__redis_cl_send_batch(r, subscribe, batch, next);
+        return;
+    }
     while (!rc_list_empty(batch) && r->sub) {
         rc_err_t err;
         n = 0;
@@ -420,7 +431,7 @@ static void send_channel_batch(redis_adapter_t *r, bool subscribe,
 
 void rc__redis_flush_batches(redis_adapter_t *r)
 {
-    if (r->state != LINK_UP || !r->sub)
+    if (r->state != LINK_UP || (!r->sub && !r->cl))
         return;
     send_channel_batch(r, true, &r->sub_batch, SUB_PENDING);
     send_channel_batch(r, false, &r->unsub_batch, SUB_LEAVING);

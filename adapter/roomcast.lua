@@ -10,10 +10,18 @@
 -- with only FCALL and PUBLISH rights never sees (docs/REDIS.md).
 --
 -- Key layout (common/keys.h, docs/REDIS.md); P is key_prefix:
---   P{room}        channel: 'd|seq|t_us|mac|data' for durable messages
---   P{room}:meta   hash: seq (the latest), epoch (the seq base of the epoch)
---   P{room}:hist   list: 'seq|t_us|data', oldest first, HSIZE long at most
+--   P{room}        key: a stream holding the room's whole durable state,
+--                  one entry per durable message, id '<seq>-0', fields
+--                  t (publish time, us), e (the epoch's seq base), d
+--                  (data); the latest entry gives seq and epoch, trimming
+--                  keeps max(history_size, 1) entries. One key, so Redis
+--                  Cluster routes the FCALL by a key that exists and a
+--                  slot migration moves the room in one MIGRATE.
+--   P{room}        channel (another namespace): 'd|seq|t_us|mac|data' for
+--                  durable messages, published with @PUBCMD@
 --   Psess:{sid}    a session snapshot; Psess:{sid}:used once it was resumed
+-- Rooms published by an older library (P{room}:meta, a hash, and
+-- P{room}:hist, a list) move into the stream on their next publish.
 -- SPDX-License-Identifier: MIT
 
 local P = '@PREFIX@'             -- key_prefix: no quotes, braces, backslashes
@@ -21,6 +29,7 @@ local HSIZE = @HISTORY_SIZE@     -- history_size: messages kept per room
 local TTL = @HISTORY_TTL_MS@     -- history_ttl_ms: keys live this long idle
 local MAXB = @MAX_PUBLISH@       -- max_publish: largest data, in bytes
 local K = '@ENVKEY@'             -- the envelope key, 64 hex digits
+local PUB = '@PUBCMD@'           -- PUBLISH; SPUBLISH on Redis Cluster
 
 -- The largest seq: 2^53-1, JavaScript's Number.MAX_SAFE_INTEGER, so every
 -- seq is exact in a JS client (and in this Lua's doubles). A room reaching
@@ -38,8 +47,8 @@ end
 
 -- A room is named either by its key, P{room} (PROTOCOL.md section 5: a
 -- real key, so Redis Cluster routes the call by it), or by its bare name
--- (the older form). Room names hold no braces, so a key of this prefix is
--- never taken for a room name.
+-- (the older form: redis:// and Sentinel only). Room names hold no braces,
+-- so a key of this prefix is never taken for a room name.
 local function room_of(key)
   local n = #P
   if #key > n + 2 and string.sub(key, 1, n + 1) == P .. '{'
@@ -52,64 +61,112 @@ local function room_of(key)
   return key
 end
 
-local function keys_of(room)
-  local base = P .. '{' .. room .. '}'
-  return base .. ':meta', base .. ':hist', base
+-- The seq of a stream id '<seq>-0'.
+local function id_seq(id)
+  return tonumber(string.match(id, '^(%d+)-')) or MAXSEQ + 1
+end
+
+-- The room's latest entry: seq (a number) and epoch (its decimal), or nil.
+local function latest(k)
+  local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
+  if not last[1] then return nil end
+  return id_seq(last[1][1]), last[1][2][4] or '0'
+end
+
+-- An older library's room: its seq and epoch (and history, copied into the
+-- stream k so a client's since still resumes), then its two keys go.
+-- Those keys share the room's hash tag, hence its slot.
+local function upgrade(k)
+  local meta, hist = k .. ':meta', k .. ':hist'
+  local oseq = redis.call('HGET', meta, 'seq')
+  if not oseq then return nil end
+  local epoch = redis.call('HGET', meta, 'epoch') or '0'
+  local cur = tonumber(oseq) or MAXSEQ + 1
+  if cur >= 0 and cur <= MAXSEQ and HSIZE > 0 then
+    local prev = 0
+    for _, e in ipairs(redis.call('LRANGE', hist, 0, -1)) do
+      local s, ts, d = string.match(e, '^(%d+)|(%d+)|(.*)$')
+      local n = tonumber(s or '')
+      if n and n > prev and n <= cur then
+        redis.call('XADD', k, 'MAXLEN', HSIZE, string.format('%d-0', n),
+                   't', ts, 'e', epoch, 'd', d)
+        prev = n
+      end
+    end
+  end
+  redis.call('DEL', meta, hist)
+  return cur, epoch
 end
 
 -- FCALL roomcast_publish 1 <P{room} | room> <data>: the new seq.
--- Seq, history and publish in one atomic step. A room that is new, or whose
--- keys expired or were lost, starts a new epoch whose seq base is the
--- current time in microseconds (minus 1.7e15): later than any seq the lost
--- epoch reached, so a client's old `since` is detected as a gap, never
--- replayed against other messages. Epoch bases grow by 1e6 a second from
--- 6.5e13 (late 2026): they stay under MAXSEQ until about the year 2300.
+-- Seq, history and publish in one atomic step, on the one key P{room}. A
+-- room that is new, or whose key expired or was lost, starts a new epoch
+-- whose seq base is the current time in microseconds (minus 1.7e15):
+-- later than any seq the lost epoch reached, so a client's old `since` is
+-- detected as a gap, never replayed against other messages. Epoch bases
+-- grow by 1e6 a second from 6.5e13 (late 2026): they stay under MAXSEQ
+-- until about the year 2300.
 local function publish(keys, args)
   local room, data = room_of(keys[1]), args[1]
   if data == nil or #data > MAXB then
     return redis.error_reply('ERR roomcast: data missing or over max_publish')
   end
-  local meta, hist, chan = keys_of(room)
+  local k = P .. '{' .. room .. '}'
   local t = redis.call('TIME')
   local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local ts = string.format('%d', now_us)
-  if redis.call('HSETNX', meta, 'epoch',
-                string.format('%d', now_us - 1700000000000000)) == 1 then
-    redis.call('HSET', meta, 'seq', redis.call('HGET', meta, 'epoch'))
+  local cur, epoch = latest(k)
+  if not cur then cur, epoch = upgrade(k) end
+  if not cur then
+    epoch = string.format('%d', now_us - 1700000000000000)
+    cur = tonumber(epoch)
   end
-  local cur = tonumber(redis.call('HGET', meta, 'seq') or '0') or MAXSEQ
   if cur >= MAXSEQ or cur < 0 then
     return redis.error_reply('ERR roomcast: room seq at its bound 2^53-1')
   end
-  local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  local s = string.format('%d', seq)
-  if HSIZE > 0 then
-    redis.call('RPUSH', hist, s .. '|' .. ts .. '|' .. data)
-    redis.call('LTRIM', hist, -HSIZE, -1)
-    redis.call('PEXPIRE', hist, TTL)
-  end
-  redis.call('PEXPIRE', meta, TTL)
-  redis.call('PUBLISH', chan, 'd|' .. s .. '|' .. ts .. '|' ..
+  local s = string.format('%d', cur + 1)
+  -- An explicit id: XADD itself refuses one not above the last.
+  redis.call('XADD', k, 'MAXLEN', math.max(HSIZE, 1), s .. '-0',
+             't', ts, 'e', epoch, 'd', data)
+  redis.call('PEXPIRE', k, TTL)
+  redis.call(PUB, k, 'd|' .. s .. '|' .. ts .. '|' ..
              mac(room, s, ts, data) .. '|' .. data)
-  return seq
+  return cur + 1
 end
 
--- FCALL roomcast_history 1 <P{room} | room> <since>:
--- [latest, epoch, entries with seq > since...]; since < 0: latest and epoch
--- only. Flagged no-writes: it only reads.
-local function history(keys, args)
-  local meta, hist = keys_of(room_of(keys[1]))
-  local since = tonumber(args[1]) or -1
+-- An older library's room not published since: read as it was.
+local function old_history(k, since)
+  local meta, hist = k .. ':meta', k .. ':hist'
   local out = { redis.call('HGET', meta, 'seq') or '0',
                 redis.call('HGET', meta, 'epoch') or '0' }
   if since < 0 then return out end
-  local entries = redis.call('LRANGE', hist, 0, -1)
-  for i = 1, #entries do
-    local e = entries[i]
+  for _, e in ipairs(redis.call('LRANGE', hist, 0, -1)) do
     local p = string.find(e, '|', 1, true)
-    if p and tonumber(string.sub(e, 1, p - 1)) > since then
+    if p and (tonumber(string.sub(e, 1, p - 1)) or 0) > since then
       out[#out + 1] = e
     end
+  end
+  return out
+end
+
+-- FCALL roomcast_history 1 <P{room} | room> <since>:
+-- [latest, epoch, entries 'seq|t_us|data' with seq > since, oldest
+-- first...]; since < 0: latest and epoch only. Flagged no-writes.
+local function history(keys, args)
+  local k = P .. '{' .. room_of(keys[1]) .. '}'
+  local since = tonumber(args[1]) or -1
+  local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
+  if not last[1] then return old_history(k, since) end
+  local out = { string.match(last[1][1], '^(%d+)-') or '0',
+                last[1][2][4] or '0' }
+  if since < 0 or HSIZE == 0 then return out end
+  local from = '-'
+  if since > 0 then from = '(' .. string.format('%d', since) .. '-0' end
+  local entries = redis.call('XRANGE', k, from, '+', 'COUNT', HSIZE)
+  for i = 1, #entries do
+    local e = entries[i]
+    local f = e[2]
+    out[#out + 1] = string.match(e[1], '^(%d+)-') .. '|' .. f[2] .. '|' .. f[6]
   end
   return out
 end

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth.h"
+#include "clients/cli_cluster.h"
 #include "common/keys.h"
 #include "common/mem.h"
 #include "common/redis_url.h"
@@ -410,8 +411,8 @@ static bool node_id_ok(const char *id)
     return true;
 }
 
-/* Checks the options; returns RC_EXIT_OK, RC_EXIT_USAGE or RC_EXIT_FAIL (a
- * topology the CLI does not speak yet), with a message printed. */
+/* Checks the options; returns RC_EXIT_OK or RC_EXIT_USAGE, with a message
+ * printed. */
 static int cli_redis_check(const char *who, const cli_redis_t *o,
                            rc_redis_url_t *u)
 {
@@ -420,17 +421,9 @@ static int cli_redis_check(const char *who, const cli_redis_t *o,
                 "roomcast %s: bad Redis URL (expected "
                 "redis://[[user]:password@]host[:port][/db] or "
                 "redis-sentinel://[[user]:password@]host[:port][,host[:port]"
-                "...][/db]#master)\n",
+                "...][/db]#master or redis-cluster://host[:port][,...])\n",
                 who);
         return RC_EXIT_USAGE;
-    }
-    if (u->topo == RC_REDIS_CLUSTER) {
-        fprintf(stderr,
-                "roomcast %s: redis-cluster:// is not supported yet (neither "
-                "by roomcastd nor by this CLI); give a redis:// or "
-                "redis-sentinel:// URL\n",
-                who);
-        return RC_EXIT_FAIL;
     }
     if (!rc_redis_prefix_ok(o->prefix)) {
         fprintf(stderr,
@@ -782,6 +775,11 @@ static int cmd_publish(int argc, char **argv)
     }
     json_decref(j);
 
+    if (u.topo == RC_REDIS_CLUSTER) { /* routed by the room's slot */
+        rc =
+            rc_cli_cluster_publish(&u, o.prefix, pos[0], data, dlen, ephemeral);
+        goto done;
+    }
     c = cli_connect("publish", &u);
     if (!c) {
         rc = RC_EXIT_FAIL;
@@ -1002,15 +1000,34 @@ static int cmd_nodes(int argc, char **argv)
     if ((rc = cli_redis_check("nodes", &o, &u)) != RC_EXIT_OK)
         goto done;
     rc = RC_EXIT_FAIL;
+    /* a checked prefix (64 bytes at most) always fits */
+    if (rc_keys_registry_pattern(pattern, sizeof(pattern), o.prefix) != RC_OK)
+        goto done;
+    if (u.topo == RC_REDIS_CLUSTER) {
+        /* the registry spreads over every master */
+        redisReply **vals = NULL;
+        if (rc_cli_cluster_registry(&u, pattern, RC_CLI_MAX_NODES, &keys, &vals,
+                                    &nkeys) == RC_EXIT_OK) {
+            rows = rc_xcalloc(nkeys ? nkeys : 1, sizeof(*rows));
+            now = wall_ms_now();
+            for (size_t k = 0; k < nkeys; k++)
+                if (row_fill(&rows[nrows], keys[k], o.prefix, vals[k], now))
+                    nrows++;
+        }
+        for (size_t k = 0; k < nkeys; k++)
+            if (vals[k])
+                freeReplyObject(vals[k]);
+        free(vals);
+        if (!rows)
+            goto done;
+        goto print;
+    }
     c = cli_connect("nodes", &u);
     if (!c)
         goto done;
 
     /* SCAN, not KEYS: it never blocks a busy Redis. It may return a key
      * twice, so duplicates are skipped. */
-    /* a checked prefix (64 bytes at most) always fits */
-    if (rc_keys_registry_pattern(pattern, sizeof(pattern), o.prefix) != RC_OK)
-        goto done;
     do {
         const char *av[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         size_t lens[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
@@ -1072,6 +1089,7 @@ static int cmd_nodes(int argc, char **argv)
         freeReplyObject(rep);
         rep = NULL;
     }
+print:
     qsort(rows, nrows, sizeof(*rows), row_cmp);
 
     if (as_json) {
@@ -1197,6 +1215,10 @@ static int cmd_drain(int argc, char **argv)
     }
     if ((rc = cli_redis_check("drain", &o, &u)) != RC_EXIT_OK)
         goto done;
+    if (u.topo == RC_REDIS_CLUSTER) {
+        rc = rc_cli_cluster_drain(&u, o.prefix, node);
+        goto done;
+    }
     rc = RC_EXIT_FAIL;
     c = cli_connect("drain", &u);
     if (!c)

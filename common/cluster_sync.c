@@ -359,3 +359,27 @@ redisReply *rc_cluster_sync_command(rc_cluster_sync_t *cs, const char *key,
     set_err(err, errcap, "slot %u: too many redirections", slot);
     return NULL;
 }
+
+redisReply *rc_cluster_sync_command_to(rc_cluster_sync_t *cs, const char *ip,
+                                       int port, int argc, const char **argv,
+                                       const size_t *lens, char *err,
+                                       size_t errcap)
+{
+    int idx = node_index(cs, ip, strlen(ip), port);
+    redisContext *c;
+    redisReply *r;
+
+    if (idx < 0) {
+        set_err(err, errcap, "%s:%d: not a usable address", ip, port);
+        return NULL;
+    }
+    c = conn(cs, idx, err, errcap);
+    if (!c)
+        return NULL;
+    r = redisCommandArgv(c, argc, argv, lens);
+    if (!r) {
+        set_err(err, errcap, "%s:%d: %s", ip, port, c->errstr);
+        drop(cs, idx);
+    }
+    return r;
+}

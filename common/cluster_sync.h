@@ -58,4 +58,13 @@ redisReply *rc_cluster_sync_command(rc_cluster_sync_t *cs, const char *key,
                                     const size_t *lens, char *err,
                                     size_t errcap);
 
+/* Sends argv to the node at ip:port (ip borrowed; e.g. one of
+ * rc_cluster_sync_masters()), following nothing: for commands a node
+ * answers for itself (SCAN, PUBSUB NUMSUB). The reply is owned
+ * (freeReplyObject()), or NULL with the reason in err. */
+redisReply *rc_cluster_sync_command_to(rc_cluster_sync_t *cs, const char *ip,
+                                       int port, int argc, const char **argv,
+                                       const size_t *lens, char *err,
+                                       size_t errcap);
+
 #endif /* RC_CLUSTER_SYNC_H */

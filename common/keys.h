@@ -7,9 +7,9 @@
  * rc_redis_prefix_ok(), so it holds no braces). A room's names carry the
  * hash tag {room}, so they share one slot:
  *   P{room}             channel: "d|seq|t_us|mac|data" or raw JSON (ephemeral);
- *                       also the key FCALL roomcast_publish names
- *   P{room}:meta        hash: seq, epoch               (built in Lua only)
- *   P{room}:hist        list: "seq|t_us|data"          (built in Lua only)
+ *                       and the key FCALL roomcast_publish names: a stream
+ *                       holding the room's whole durable state, entry id
+ *                       "<seq>-0", fields t, e (epoch), d (Lua only)
  *   Psess:{sid}         a session snapshot for resume
  *   Psess:{sid}:used    set once its resume token was used (Lua only)
  *   Pnode:<id>          node <id>'s registry entry (JSON)

@@ -90,5 +90,15 @@ lt_pub_t *lt_pub_ws_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack, void *ud,
                            char *err, size_t errlen);
 lt_pub_t *lt_pub_redis_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
                               void *ud, char *err, size_t errlen);
+/* Redis Cluster (cfg->redis_url redis-cluster://, lt_pub_rcluster.c): one
+ * Redis publisher per master (lt_pub_redis_create_at(), in cluster form)
+ * behind an epoll fd of its own; each room's publishes go to the master
+ * owning its key's slot when the publisher started (a slot that moves
+ * later answers MOVED: counted as errors, not followed). */
+lt_pub_t *lt_pub_rcluster_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
+                                 void *ud, char *err, size_t errlen);
+lt_pub_t *lt_pub_redis_create_at(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
+                                 void *ud, const char *ip, int port, char *err,
+                                 size_t errlen);
 
 #endif /* LT_PUB_H */

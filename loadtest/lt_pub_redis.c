@@ -18,6 +18,10 @@
  * are expected; anything else kills the publisher (its error says why).
  * --redis-url redis://HOST[:PORT][/db] (read by common/redis_url.h; HOST
  * a numeric IPv4 address or localhost; no AUTH; the db is not selected).
+ * On Redis Cluster (redis-cluster://, lt_pub_rcluster.c) one of these per
+ * master, each in cluster form: durable FCALL names the room's key
+ * roomcast:{<prefix><room>} (so the cluster can route it), ephemeral is
+ * SPUBLISH.
  * SPDX-License-Identifier: MIT */
 #include "loadtest/lt_pub.h"
 #include "loadtest/lt_msgpack.h"
@@ -59,6 +63,7 @@ typedef struct pub_redis {
     uint64_t *seqs;     /* socketio: seq of publish k at k % RING */
     uint64_t *next_seq; /* socketio: per room, the last seq sent */
     uint8_t *scratch;
+    bool cluster; /* key form and SPUBLISH (Redis Cluster) */
     lt_pub_stats_t st;
     char err[200];
 } pub_redis_t;
@@ -339,7 +344,7 @@ static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m)
         len =
             sio_encode(w->scratch, name, (size_t)nl, w->next_seq[room] + 1, m);
     } else {
-        if (cfg->ephemeral) {
+        if (cfg->ephemeral || w->cluster) {
             /* name is at most 159 bytes: it fits */
             if (rc_keys_room(key, sizeof(key), KEY_PREFIX, name) != RC_OK) {
                 w->st.skipped++;
@@ -351,7 +356,11 @@ static rc_err_t r_publish(lt_pub_t *p, uint32_t room, const lt_pub_msg_t *m)
         }
         len = lt_pub_data_json((char *)w->scratch, SCRATCH, m);
     }
-    if (sio || cfg->ephemeral)
+    if (!sio && cfg->ephemeral && w->cluster)
+        hl = snprintf(head, sizeof(head),
+                      "*3\r\n$8\r\nSPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key,
+                      len);
+    else if (sio || cfg->ephemeral)
         hl = snprintf(head, sizeof(head),
                       "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key,
                       len);
@@ -444,13 +453,33 @@ static bool parse_url(const char *url, struct sockaddr_in *dst)
     return inet_pton(AF_INET, host, &dst->sin_addr) == 1;
 }
 
+static lt_pub_t *redis_new(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack, void *ud,
+                           const struct sockaddr_in *to, bool cluster,
+                           char *err, size_t errlen);
+
+lt_pub_t *lt_pub_redis_create_at(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
+                                 void *ud, const char *ip, int port, char *err,
+                                 size_t errlen)
+{
+    struct sockaddr_in dst = {.sin_family = AF_INET};
+
+    dst.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &dst.sin_addr) != 1) {
+        snprintf(err, errlen, "redis publisher: %s is not an IPv4 address", ip);
+        return NULL;
+    }
+    return redis_new(cfg, on_ack, ud, &dst, true, err, errlen);
+}
+
 lt_pub_t *lt_pub_redis_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
                               void *ud, char *err, size_t errlen)
 {
-    pub_redis_t *w;
     struct sockaddr_in dst = {.sin_family = AF_INET};
-    int one = 1;
+    rc_redis_url_t u;
 
+    if (cfg->redis_url && rc_redis_url_parse(cfg->redis_url, &u) == RC_OK &&
+        u.topo == RC_REDIS_CLUSTER)
+        return lt_pub_rcluster_create(cfg, on_ack, ud, err, errlen);
     if (!parse_url(cfg->redis_url, &dst)) {
         snprintf(err, errlen,
                  "--via redis needs --redis-url redis://HOST:PORT (IPv4, no "
@@ -458,12 +487,24 @@ lt_pub_t *lt_pub_redis_create(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack,
                  cfg->redis_url ? cfg->redis_url : "");
         return NULL;
     }
+    return redis_new(cfg, on_ack, ud, &dst, false, err, errlen);
+}
+
+static lt_pub_t *redis_new(const lt_cfg_t *cfg, lt_pub_ack_cb on_ack, void *ud,
+                           const struct sockaddr_in *to, bool cluster,
+                           char *err, size_t errlen)
+{
+    pub_redis_t *w;
+    struct sockaddr_in dst = *to;
+    int one = 1;
+
     w = calloc(1, sizeof(*w));
     if (!w) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     w->base.ops = &redis_ops;
+    w->cluster = cluster;
     w->cfg = cfg;
     w->on_ack = on_ack;
     w->ud = ud;

@@ -1,6 +1,9 @@
 /* The adapter conformance suite: one set of tests that every adapter must
- * pass before the node may trust it, run here against the `local` adapter
- * and the Redis adapter (a real redis-server on a free loopback port).
+ * pass before the node may trust it, run here against the `local` adapter,
+ * the Redis adapter (a real redis-server on a free loopback port), and the
+ * Redis adapter on Redis Cluster (a real 3-master, 3-replica cluster,
+ * tests/adapter/cluster_server.c, started once for the run; each test
+ * gets a key prefix of its own).
  *
  * What an adapter promises (adapter/adapter.h), checked below:
  * - every callback given to an op is called exactly once, and never after
@@ -30,15 +33,24 @@
 #include <uv.h>
 
 #include "adapter/adapter.h"
+#include "tests/adapter/cluster_server.h"
 #include "tests/adapter/redis_server.h"
 
 #define MAXREC 4096
 #define TIMEOUT_MS 5000
 
+/* The cluster every cluster setup shares (main starts it when the group
+ * runs), and its URL. */
+static cs_cluster_t cluster;
+static char cluster_url[256];
+static unsigned cluster_runs; /* makes each test's prefix */
+
 typedef struct fixture {
     uv_loop_t loop;
     rc_test_redis_t redis; /* pid 0 for the local adapter */
     bool use_redis;
+    bool use_cluster; /* the shared cluster (cluster_url) */
+    char prefix[24];  /* the key prefix */
     rc_adapter_t *ad;
     /* what the sink saw */
     void *tok[MAXREC];
@@ -244,8 +256,10 @@ static rc_adapter_t *make_adapter(fixture_t *fx, uint32_t history_size)
                               .node_info = on_node_info,
                               .ctx = fx};
     rc_adapter_config_t cfg = {
-        .url = fx->use_redis ? fx->redis.url : NULL,
-        .prefix = "conf:",
+        .url = fx->use_cluster ? cluster_url
+               : fx->use_redis ? fx->redis.url
+                               : NULL,
+        .prefix = fx->prefix,
         .node_id = "conformance",
         .history_size = history_size,
         .history_ttl_ms = 60000,
@@ -292,6 +306,7 @@ static int setup_with(void **state, bool use_redis, uint32_t history_size)
 
     assert_non_null(fx);
     fx->use_redis = use_redis;
+    snprintf(fx->prefix, sizeof(fx->prefix), "conf:");
     uv_loop_init(&fx->loop);
     if (use_redis && !rc_test_redis_start(&fx->redis))
         fail_msg("redis-server did not start");
@@ -326,6 +341,7 @@ static int setup_redis_wait(void **state)
     fx->use_redis = true;
     fx->wait_replicas = 1;
     fx->wait_timeout_ms = 3000;
+    snprintf(fx->prefix, sizeof(fx->prefix), "conf:");
     uv_loop_init(&fx->loop);
     if (!rc_test_redis_start(&fx->redis))
         fail_msg("redis-server did not start");
@@ -338,6 +354,31 @@ static int setup_redis_wait(void **state)
 static int setup_redis_small(void **state)
 {
     return setup_with(state, true, 5);
+}
+
+static int setup_cluster_with(void **state, uint32_t history_size)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+
+    assert_non_null(fx);
+    assert_true(cluster_url[0] != '\0');
+    fx->use_redis = fx->use_cluster = true;
+    snprintf(fx->prefix, sizeof(fx->prefix), "cc%u:", ++cluster_runs);
+    uv_loop_init(&fx->loop);
+    fx->ad = make_adapter(fx, history_size);
+    assert_true(run_until(fx, is_ready, 0, 3 * TIMEOUT_MS));
+    *state = fx;
+    return 0;
+}
+
+static int setup_cluster(void **state)
+{
+    return setup_cluster_with(state, 100);
+}
+
+static int setup_cluster_small(void **state)
+{
+    return setup_cluster_with(state, 5);
 }
 
 static void report_handle(uv_handle_t *h, void *arg)
@@ -494,7 +535,32 @@ static void test_rooms_apart(void **state)
     assert_true(run_until(fx, delivers_at_least, 3, TIMEOUT_MS));
     run_until(fx, never, 0, 100);
     assert_int_equal(fx->ndeliver, 3);
-    /* One publisher: its messages arrive in the order it sent them. */
+    assert_true(run_until(fx, pubs_at_least, 3, TIMEOUT_MS));
+    if (fx->use_cluster) {
+        /* Rooms live on different shards: order holds per room only (and
+         * the publish replies come back in any order). */
+        uint64_t last_a = 0;
+        int na = 0, nb = 0;
+        for (size_t i = 0; i < 3; i++) {
+            bool published = false;
+            for (size_t j = 0; j < 3; j++)
+                published = published || fx->pub_seq[j] == fx->seq[i];
+            assert_true(published);
+            if (fx->tok[i] == &tok_a) {
+                assert_true(fx->seq[i] > last_a);
+                last_a = fx->seq[i];
+                na++;
+            } else {
+                assert_ptr_equal(fx->tok[i], &tok_b);
+                nb++;
+            }
+        }
+        assert_int_equal(na, 2);
+        assert_int_equal(nb, 1);
+        return;
+    }
+    /* One publisher, one Redis: its messages arrive in the order it sent
+     * them. */
     assert_ptr_equal(fx->tok[0], &tok_a);
     assert_ptr_equal(fx->tok[1], &tok_b);
     assert_ptr_equal(fx->tok[2], &tok_a);
@@ -642,6 +708,29 @@ static void test_redis_resync_after_lost_subscription(void **state)
     assert_ptr_equal(fx->tok[0], &tok_a);
 }
 
+/* Cluster only: every node drops its pub/sub clients (the gateway's link
+ * per master): the adapter stays up, subscribes the room again on its
+ * owner and calls resync before any live message after it. */
+static void test_cluster_resync_after_lost_links(void **state)
+{
+    fixture_t *fx = *state;
+
+    open_room(fx, "r", &tok_a);
+    assert_int_equal(fx->nresync, 0);
+    for (int i = 0; i < CS_NODES; i++) {
+        redisReply *rep = cs_cmd(cluster.n[i].port, "CLIENT KILL TYPE pubsub");
+        if (rep)
+            freeReplyObject(rep);
+    }
+    assert_true(run_until(fx, resyncs_at_least, 1, 3 * TIMEOUT_MS));
+    assert_true(fx->ad->ops->ready(fx->ad));
+    publish(fx, "r", "1");
+    assert_true(run_until(fx, delivers_at_least, 1, TIMEOUT_MS));
+    assert_int_equal(fx->resync_at[0], 0); /* before the live message */
+    assert_ptr_equal(fx->tok[0], &tok_a);
+    assert_int_equal(fx->seq[0], fx->pub_seq[0]);
+}
+
 /* Redis only: a history read whose reply comes after its room was closed
  * and its unsubscribe (2 s later) confirmed: the read holds the room. The
  * command link is blocked behind a publish's 3 s WAIT, the subscription
@@ -691,7 +780,26 @@ static void test_redis_teardown_callbacks_free_rooms(void **state)
 
 #define BOTH(f)                                                                \
     cmocka_unit_test_setup_teardown(f, setup_local, teardown),                 \
-        cmocka_unit_test_setup_teardown(f, setup_redis, teardown)
+        cmocka_unit_test_setup_teardown(f, setup_redis, teardown),             \
+        cmocka_unit_test_setup_teardown(f, setup_cluster, teardown)
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (cs_start(&cluster, 2000) != 0)
+        return -1;
+    snprintf(cluster_url, sizeof(cluster_url),
+             "redis-cluster://127.0.0.1:%d,127.0.0.1:%d", cluster.n[0].port,
+             cluster.n[1].port);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cs_stop(&cluster);
+    return 0;
+}
 
 int main(void)
 {
@@ -702,6 +810,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_gap, setup_local_small,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_history_gap, setup_redis_small,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_history_gap, setup_cluster_small,
                                         teardown),
         BOTH(test_closed_room_gets_nothing),
         BOTH(test_reopen_new_token),
@@ -720,6 +830,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_redis_teardown_callbacks_free_rooms, setup_redis, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_resync_after_lost_links,
+                                        setup_cluster, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -17,7 +17,7 @@
 
 static void test_filled_in(void **state)
 {
-    char *lib = rc__redis_library("pre:", 100, 300000, 65536, "00ff");
+    char *lib = rc__redis_library("pre:", 100, 300000, 65536, "00ff", false);
 
     (void)state;
     assert_non_null(lib);
@@ -27,6 +27,7 @@ static void test_filled_in(void **state)
     assert_non_null(strstr(lib, "local TTL = 300000 "));
     assert_non_null(strstr(lib, "local MAXB = 65536 "));
     assert_non_null(strstr(lib, "local K = '00ff'"));
+    assert_non_null(strstr(lib, "local PUB = 'PUBLISH'"));
     /* no placeholder is left: "@" + an upper-case name + "@" */
     for (const char *p = strchr(lib, '@'); p; p = strchr(p + 1, '@'))
         assert_false(p[1] >= 'A' && p[1] <= 'Z');
@@ -38,11 +39,14 @@ static void test_filled_in(void **state)
 
 static void test_empty_prefix_and_large_sizes(void **state)
 {
-    char *lib = rc__redis_library("", 4294967295u, INT64_MAX, 16777216, NULL);
+    char *lib =
+        rc__redis_library("", 4294967295u, INT64_MAX, 16777216, NULL, true);
 
     (void)state;
     assert_non_null(lib);
     assert_non_null(strstr(lib, "local P = ''"));
+    /* Redis Cluster: sharded pub/sub */
+    assert_non_null(strstr(lib, "local PUB = 'SPUBLISH'"));
     assert_non_null(strstr(lib, "local HSIZE = 4294967295 "));
     assert_non_null(strstr(lib, "local TTL = 9223372036854775807 "));
     free(lib);
@@ -51,10 +55,10 @@ static void test_empty_prefix_and_large_sizes(void **state)
 static void test_bad_prefix(void **state)
 {
     (void)state;
-    assert_null(rc__redis_library("a'b", 1, 1, 1, NULL));
-    assert_null(rc__redis_library("a\\b", 1, 1, 1, NULL));
-    assert_null(rc__redis_library("a{b", 1, 1, 1, NULL));
-    assert_null(rc__redis_library("p:", 1, 1, 1, "zz'"));
+    assert_null(rc__redis_library("a'b", 1, 1, 1, NULL, false));
+    assert_null(rc__redis_library("a\\b", 1, 1, 1, NULL, false));
+    assert_null(rc__redis_library("a{b", 1, 1, 1, NULL, false));
+    assert_null(rc__redis_library("p:", 1, 1, 1, "zz'", false));
 }
 
 int main(void)

@@ -218,8 +218,10 @@ def test_publish_by_key_form_is_the_bare_room_form(redis, rnodes):
                             "data": {"k": k}}
                            for k, s in enumerate(seqs)], got
         # the key form touched the room's own keys, no others
-        assert redis.cli("EXISTS", f"{chan(chan(room))}:meta") == "0"
-        assert redis.cli("LLEN", f"{chan(room)}:hist") == "4"
+        # (one stream at P{room}: the whole durable state, PROTOCOL.md 5)
+        assert redis.cli("EXISTS", chan(chan(room))) == "0"
+        assert redis.cli("TYPE", chan(room)) == "stream"
+        assert redis.cli("XLEN", chan(room)) == "4"
         # one history: a join with since replays both forms in order
         d = await connect(b, b.mint("d", **ALL))
         r = await ok(d, "join", room=room, since=seqs[0])
@@ -355,7 +357,7 @@ def test_recovery_since_history_and_epochs(redis, rnodes):
         # lost keys start a new, higher epoch: an old since is not
         # recovered, and nothing of the old epoch is replayed
         await ok(d, "leave", room="h")
-        redis.call("DEL", f"{PREFIX}{{h}}:meta", f"{PREFIX}{{h}}:hist")
+        redis.call("DEL", f"{PREFIX}{{h}}")
         n1 = publish("h", 100)
         assert n1 > more[-1] + 1, (n1, more[-1])
         got = await recv_msgs(c, 1)
