@@ -159,8 +159,9 @@ struct redis_adapter {
     rc_sentinel_t *sentinel;
     char master_ip[64];
     int link_port;
-    int wrong_role; /* a READONLY/LOADING reply: reconnect at the tick */
-    int in_finder;  /* inside on_master/on_lost: no recheck from teardown */
+    int wrong_role;   /* a READONLY/LOADING reply: reconnect at the tick */
+    int sub_draining; /* teardown is reading what the sublink holds */
+    int in_finder;    /* inside on_master/on_lost: no recheck from teardown */
     char *prefix, *node_id, *library; /* owned */
     char *ch_ctl, *k_node, *k_envkey; /* owned: this node's names */
     uint32_t history_size, max_publish;

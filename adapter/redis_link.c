@@ -82,17 +82,30 @@ static void on_retry(uv_timer_t *t);
 
 void rc__redis_teardown(redis_adapter_t *r, const char *why)
 {
-    redisAsyncContext *cmd = r->cmd;
-    rc_sublink_t *sub = r->sub;
-    bool was_up = r->state == LINK_UP;
+    redisAsyncContext *cmd;
+    rc_sublink_t *sub;
+    bool was_up;
     uint32_t jitter;
 
     if (r->cl) {
         rc__redis_cl_teardown(r, why);
         return;
     }
+    /* Redis wrote the subscribers' messages before it went away (a crash
+     * closes both links at once, and the loop may see the command link's
+     * EOF first): take what already arrived before the link goes, or a
+     * Redis that restarts empty has no history to catch them up from.
+     * What it dispatches may come back here; the inner call does the rest. */
+    if (r->state == LINK_UP && r->sub && !r->sub_draining && !r->closing) {
+        r->sub_draining = 1;
+        rc_sublink_drain(r->sub);
+        r->sub_draining = 0;
+    }
     if (r->state == LINK_DOWN)
         return;
+    cmd = r->cmd;
+    sub = r->sub;
+    was_up = r->state == LINK_UP;
     r->state = LINK_DOWN;
     r->cmd = NULL;
     r->sub = NULL;

@@ -14,11 +14,13 @@
  * SPDX-License-Identifier: MIT */
 #include "adapter/sublink.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <hiredis/hiredis.h>
 
@@ -487,11 +489,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(l->rbuf, sizeof(l->rbuf));
 }
 
+static void feed(rc_sublink_t *l, const char *bytes, size_t len);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     rc_sublink_t *l = rc_container_of(s, rc_sublink_t, tcp);
-    redisReader *rd = l->reader;
-    void *reply;
 
     if (!alive(l))
         return;
@@ -504,7 +506,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    if (redisReaderFeed(rd, buf->base, (size_t)nread) != REDIS_OK) {
+    feed(l, buf->base, (size_t)nread);
+}
+
+/* Parses and dispatches what one read brought. */
+static void feed(rc_sublink_t *l, const char *bytes, size_t len)
+{
+    redisReader *rd = l->reader;
+    void *reply;
+
+    if (redisReaderFeed(rd, bytes, len) != REDIS_OK) {
         fail(l, "reader: %s", rd->errstr);
         return;
     }
@@ -608,6 +619,28 @@ rc_sublink_t *rc_sublink_create(uv_loop_t *loop, const rc_sublink_cfg_t *cfg,
     if (rc < 0)
         fail(l, "connect: %s", uv_strerror(rc));
     return l;
+}
+
+void rc_sublink_drain(rc_sublink_t *l)
+{
+    uv_os_fd_t fd;
+    size_t total = 0;
+    ssize_t got;
+
+    if (!l || !alive(l) || l->state != ST_READY ||
+        uv_fileno((const uv_handle_t *)&l->tcp, &fd) != 0)
+        return;
+    /* Straight from the socket, without waiting: libuv finds nothing left
+     * later, or an EOF, which it reports as usual. */
+    while (alive(l) && total < RC_SUBLINK_DRAIN_MAX) {
+        got = recv(fd, l->rbuf, sizeof(l->rbuf), MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        total += (size_t)got;
+        feed(l, l->rbuf, (size_t)got);
+    }
 }
 
 void rc_sublink_destroy(rc_sublink_t *l)

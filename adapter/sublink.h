@@ -117,6 +117,15 @@ typedef struct rc_sublink_cbs {
 rc_sublink_t *rc_sublink_create(uv_loop_t *loop, const rc_sublink_cfg_t *cfg,
                                 const rc_sublink_cbs_t *cbs, void *ctx);
 
+/* Reads and dispatches, now, what Redis already wrote to the link and the
+ * loop has not read yet (at most RC_SUBLINK_DRAIN_MAX bytes), through the
+ * usual callbacks, which may destroy the link. For a caller about to give
+ * the link up because another link to the same server died: the messages
+ * Redis sent before it went away are not thrown away with the socket. A
+ * link not ready, closing or NULL: no-op. */
+#define RC_SUBLINK_DRAIN_MAX (4u * 1024 * 1024)
+void rc_sublink_drain(rc_sublink_t *l);
+
 /* Closes the link and frees it once libuv is done with its handle. No
  * callback fires after this returns, pending commands are dropped without a
  * callback. Safe inside any of the link's callbacks. NULL is a no-op. */

@@ -586,6 +586,46 @@ N_CHURN = 1000
 N_ROOMS = 100
 
 
+def test_messages_sent_before_the_command_link_died_are_delivered(
+        redis, rnodes):
+    """Redis wrote messages to the subscription link, then the command link
+    died, and the loop saw the command link's EOF first (here forced: the
+    node is stopped, its command link killed, then the messages published,
+    so epoll reports the command link first). Tearing both links down must
+    not throw away what is already in the subscription socket: with a
+    one-message history nothing could catch it up afterwards."""
+    import signal as sig
+    n = rnodes("A", flags={"history_size": 1})
+    count = 40
+
+    async def main():
+        w = await connect(n, n.mint("c", **ALL))
+        await ok(w, "join", room="d0")
+        await await_until(lambda: n.m(M_SUBSCRIBED) == 1, 5,
+                          what="subscribed")
+        rec = n.m(M_RECONNECTS)
+        n.signal(sig.SIGSTOP)
+        try:
+            with redis.conn() as c:
+                killed = c.call("CLIENT", "KILL", "TYPE", "normal",
+                                "SKIPME", "yes")
+                assert killed >= 1, "the node's command link was not found"
+                seqs = [c.call("FCALL", "roomcast_publish", "1", "d0",
+                               json.dumps({"k": k}))
+                        for k in range(count)]
+        finally:
+            n.signal(sig.SIGCONT)
+        got = await recv_msgs(w, count, timeout=10)
+        assert [f["seq"] for f in got] == [int(x) for x in seqs], \
+            f"got {[f['data']['k'] for f in got]}"
+        await await_until(lambda: n.m(M_RECONNECTS) > rec
+                          and n.readyz() == 200, 10, what="the node back up")
+        await assert_no_msgs(w, 0.3)
+        await close_all([w])
+
+    run(main(), 30)
+
+
 def test_churn_subscriptions_follow_members(redis, rnodes):
     node = rnodes("A", flags={"rate_limit": 1000, "rate_burst": 1000})
     half = N_ROOMS // 2
