@@ -216,6 +216,11 @@ void rc__session_pump(rc_node_t *n, rc_conn_t *c);
  * borrowed for the call; binary frames are refused). */
 void rc__session_handle(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
                         bool binary);
+/* A frame held while c's resume was in flight, after the welcome: through
+ * the rate limit (a refusal answers it; a flood closes c, 4008), then
+ * handled. */
+void rc__session_handle_held(rc_node_t *n, rc_conn_t *c, const char *buf,
+                             size_t len, bool binary);
 /* RECEIVE: gather, rate-limit and handle a message. Returns -1 to close. */
 int rc__session_receive(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                         const char *in, size_t len);

@@ -252,8 +252,8 @@ static void release_held(resume_ctx_t *rs)
         uint32_t l;
         memcpy(&l, rs->held.data + off, sizeof(l));
         off += sizeof(l);
-        rc__session_handle(n, c, rs->held.data + off, l & ~HELD_BINARY,
-                           (l & HELD_BINARY) != 0);
+        rc__session_handle_held(n, c, rs->held.data + off, l & ~HELD_BINARY,
+                                (l & HELD_BINARY) != 0);
         off += l & ~HELD_BINARY;
     }
 }

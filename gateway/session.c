@@ -628,47 +628,77 @@ static int do_first_frame(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
     return 0;
 }
 
+/* The rate limit, for a whole request frame about to be handled. True:
+ * handle it. False: it was refused (rate_limited answers its id, the
+ * reading of the id being the only work done for it); *close_now then says
+ * the client is still sending a whole burst more while refused (4008). */
+static bool rate_admit(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,
+                       bool *close_now)
+{
+    *close_now = false;
+    if (rc_conn_rate_take(c, rc__node_loop_ms(n), n->cfg->rate_limit,
+                          n->cfg->rate_burst)) {
+        c->strikes = 0;
+        return true;
+    }
+    n->metrics.rate_limited++;
+    if (++c->strikes > n->cfg->rate_burst) {
+        n->metrics.rate_limit_closes++;
+        *close_now = true;
+        return false;
+    }
+    {
+        json_t *root = json_loadb(buf, len, 0, NULL);
+        json_t *id = json_object_get(root, "id");
+        rc__session_send(
+            n, c,
+            rc_proto_error(json_is_integer(id),
+                           json_is_integer(id) ? json_integer_value(id) : 0,
+                           "rate_limited", "slow down"));
+        json_decref(root);
+    }
+    return false;
+}
+
+void rc__session_handle_held(rc_node_t *n, rc_conn_t *c, const char *buf,
+                             size_t len, bool binary)
+{
+    bool close_now;
+
+    if (rate_admit(n, c, buf, len, &close_now))
+        rc__session_handle(n, c, buf, len, binary);
+    else if (close_now)
+        rc__writer_close(n, c, 4008);
+}
+
 /* A whole inbound message. Returns -1 to close the connection now. */
 static int on_message(rc_node_t *n, rc_conn_t *c, struct lws *wsi,
                       const char *buf, size_t len, bool binary)
 {
+    bool close_now;
+
     n->metrics.frames_in++;
-    if (!rc_conn_rate_take(c, rc__node_loop_ms(n), n->cfg->rate_limit,
-                           n->cfg->rate_burst)) {
-        n->metrics.rate_limited++;
-        /* Still sending a whole burst more while refused: cut it off. */
-        if (++c->strikes > n->cfg->rate_burst) {
-            n->metrics.rate_limit_closes++;
-            lws_close_reason(wsi, (enum lws_close_status)4008, NULL, 0);
-            return -1;
-        }
-        /* The refusal still answers the request's id (the contract's one
-         * reply per id); reading it is the only work done for the frame. */
-        {
-            json_t *root = json_loadb(buf, len, 0, NULL);
-            json_t *id = json_object_get(root, "id");
-            rc__session_send(
-                n, c,
-                rc_proto_error(json_is_integer(id),
-                               json_is_integer(id) ? json_integer_value(id) : 0,
-                               "rate_limited", "slow down"));
-            json_decref(root);
-        }
-        return 0;
-    }
-    c->strikes = 0;
-    if (c->state == RC_CONN_PENDING_AUTH)
-        return do_first_frame(n, c, wsi, buf, len);
-    if (c->state != RC_CONN_OPEN)
-        return 0; /* closing: ignore what still comes in */
-    if (c->resuming) {
-        /* Its welcome is not out yet: handled after it, in order. */
+    if (c->state == RC_CONN_OPEN && c->resuming) {
+        /* Its welcome is not out yet: kept (bounded), then rate-limited
+         * and handled after it, in order (rc__session_handle_held): not
+         * even a refusal goes out before the welcome. */
         if (rc__resume_hold(n, c, buf, len, binary) != 0) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
             return -1;
         }
         return 0;
     }
+    if (!rate_admit(n, c, buf, len, &close_now)) {
+        if (close_now) {
+            lws_close_reason(wsi, (enum lws_close_status)4008, NULL, 0);
+            return -1;
+        }
+        return 0;
+    }
+    if (c->state == RC_CONN_PENDING_AUTH)
+        return do_first_frame(n, c, wsi, buf, len);
+    if (c->state != RC_CONN_OPEN)
+        return 0; /* closing: ignore what still comes in */
     rc__session_handle(n, c, buf, len, binary);
     return 0;
 }

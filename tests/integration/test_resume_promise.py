@@ -290,6 +290,34 @@ def test_welcome_is_the_first_frame_of_a_resume(rnodes, redis):
         r.close()
 
 
+def test_rate_limit_during_a_resume_answers_after_the_welcome(rnodes,
+                                                              redis):
+    """Requests over the rate limit that arrive while the resume is looked
+    up are refused (rate_limited) after the welcome, in order with the
+    others, never before it."""
+    n = rnode(rnodes, rate_limit=1, rate_burst=2)
+    jwt = mint_jwt(sub="hasty", rooms=["*"])
+    c = RawWS(n, jwt)
+    try:
+        w = c.frames(count=1)[0]
+    finally:
+        c.close()
+    wait_until(lambda: n.m("roomcast_connections") == 0, 10,
+               what="the first connection freed")
+    redis.call("CLIENT", "PAUSE", "300", "WRITE")
+    r = RawWS(n, jwt, query="?resume=" + w["resume"],
+              after=[{"op": "ping", "id": i} for i in range(1, 5)])
+    try:
+        fr = r.frames(timeout=5, count=5)
+        assert fr and fr[0]["op"] == "welcome", \
+            f"a frame went out before the welcome: {fr!r}"
+        assert [(f["op"], f.get("id"), f.get("code")) for f in fr[1:]] == [
+            ("ok", 1, None), ("ok", 2, None), ("error", 3, "rate_limited"),
+            ("error", 4, "rate_limited")], fr
+    finally:
+        r.close()
+
+
 def test_resume_on_another_node_while_old_link_looks_alive(rnodes, redis):
     """The same, across nodes: the client's link to A is half-open (A
     still sees it answer its pings) when it resumes on B. A keeps the
