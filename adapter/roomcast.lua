@@ -13,7 +13,8 @@
 --   P{room}        key: a stream holding the room's whole durable state,
 --                  one entry per durable message, id '<seq>-0', fields
 --                  t (publish time, us), e (the epoch's seq base), d
---                  (data); the latest entry gives seq and epoch, trimming
+--                  (data), r (the writing master's lineage, below); the
+--                  latest entry gives seq, epoch and lineage, trimming
 --                  keeps max(history_size, 1) entries. One key, so Redis
 --                  Cluster routes the FCALL by a key that exists and a
 --                  slot migration moves the room in one MIGRATE.
@@ -66,11 +67,22 @@ local function id_seq(id)
   return tonumber(string.match(id, '^(%d+)-')) or MAXSEQ + 1
 end
 
--- The room's latest entry: seq (a number) and epoch (its decimal), or nil.
+-- The room's latest entry: seq (a number), epoch (its decimal) and the
+-- lineage that wrote it (nil for an entry of an older library), or nil.
 local function latest(k)
   local last = redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1)
   if not last[1] then return nil end
-  return id_seq(last[1][1]), last[1][2][4] or '0'
+  return id_seq(last[1][1]), last[1][2][4] or '0', last[1][2][8]
+end
+
+-- The lineage of the master running this call: the first 8 hex digits of
+-- its replication id. A replica promoted to master gets a new one, so an
+-- entry written under another lineage may be followed, on the old master,
+-- by writes that never reached this one and that nodes already delivered
+-- with the seqs this master would hand out again.
+local function lineage()
+  return string.match(redis.call('INFO', 'replication'),
+                      'master_replid:(%x%x%x%x%x%x%x%x)') or '-'
 end
 
 -- An older library's room: its seq and epoch (and history, copied into the
@@ -115,8 +127,16 @@ local function publish(keys, args)
   local t = redis.call('TIME')
   local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local ts = string.format('%d', now_us)
-  local cur, epoch = latest(k)
+  local cur, epoch, by = latest(k)
+  local me = lineage()
   if not cur then cur, epoch = upgrade(k) end
+  if cur and by and by ~= me then
+    -- The room's last write was another master's (a failover, or a slot
+    -- that moved): a new epoch, above any seq the old master may have
+    -- handed out after its last replicated write, so no seq is reused.
+    cur = math.max(now_us - 1700000000000000, cur + 1000000)
+    epoch = string.format('%d', cur)
+  end
   if not cur then
     epoch = string.format('%d', now_us - 1700000000000000)
     cur = tonumber(epoch)
@@ -127,7 +147,7 @@ local function publish(keys, args)
   local s = string.format('%d', cur + 1)
   -- An explicit id: XADD itself refuses one not above the last.
   redis.call('XADD', k, 'MAXLEN', math.max(HSIZE, 1), s .. '-0',
-             't', ts, 'e', epoch, 'd', data)
+             't', ts, 'e', epoch, 'd', data, 'r', me)
   redis.call('PEXPIRE', k, TTL)
   redis.call(PUB, k, 'd|' .. s .. '|' .. ts .. '|' ..
              mac(room, s, ts, data) .. '|' .. data)

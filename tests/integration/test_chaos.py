@@ -18,7 +18,7 @@ import pytest
 
 from harness import (PREFIX, Resp, RespError, Timeout, _recv_raw, open_ws,
                      run, run_cli, send_json, wait_until)
-from sentinel_env import SentinelEnv, SentinelPublisher
+from sentinel_env import SentinelEnv, SentinelPublisher, _resp_call
 
 ALL = dict(rooms=["*"], pub=["*"])
 STALL_S = 6.0
@@ -483,6 +483,29 @@ def snodes(nodes, env, *names, **flags):
     return out
 
 
+def lost_detail(env, members, acked, lost, room, t0):
+    """What a failure needs to be understood: each lost publish's seq and
+    time (seconds after the switch began), who got it, the seqs each
+    member got around it, and whether the current master's stream has it."""
+    out = []
+    for k in lost[:3]:
+        ln = next(x for x in acked if x[1] == k)
+        seq = ln[3]
+        who = [c.name for c in members
+               if any(f["data"].get("k") == k for f in c.msgs(room))]
+        near = {c.name: [f["seq"] for f in c.msgs(room)
+                         if abs(f["seq"] - seq) <= 3] for c in members}
+        try:
+            port = env.master_port()
+            has = _resp_call(port, "XRANGE", PREFIX + "{" + room + "}",
+                             f"{seq}-0", f"{seq}-0") if port else "?"
+        except Exception as e:  # diagnostics only
+            has = repr(e)
+        out.append(f"k={k} seq={seq} at t{ln[5] - t0:+.3f}s got-by={who} "
+                   f"near={near} master-has={bool(has)}")
+    return "; ".join(out)
+
+
 def failover_under_load(env, nodes, how):
     """Nodes A and B on the sentinel URL; members in two rooms on both;
     a backend publisher (FCALL + WAIT for every replica) and a client
@@ -579,7 +602,9 @@ def failover_under_load(env, nodes, how):
                 lost = [ln[1] for ln in acked
                         if ln[2] == r and ln[1] not in set(ks)]
                 assert not lost, (f"{c.name} {r}: {len(lost)} acknowledged "
-                                  f"(WAIT) publishes lost: {lost[:10]}")
+                                  f"(WAIT) publishes lost: {lost[:10]}; "
+                                  + lost_detail(env, members, acked, lost,
+                                                r, t0))
             ws_acked = {r["seq"] for _, r in replies if r["op"] == "ok"}
             got = {f["seq"] for f in c.msgs("f0") if "ws" in f["data"]}
             out.setdefault("ws_lost", 0)

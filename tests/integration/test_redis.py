@@ -626,6 +626,47 @@ def test_messages_sent_before_the_command_link_died_are_delivered(
     run(main(), 30)
 
 
+def test_promoted_replica_never_reuses_a_seq(redis, rnodes, tmp_path):
+    """Split brain at a failover: the replica is promoted while the old
+    master still takes a publish (subscribers see its seq, the new master
+    never gets it). The new master's next publish must not hand out that
+    seq again (clients would drop the acknowledged message as a
+    duplicate): it starts a new epoch above it."""
+    from harness import RedisServer
+    n = rnodes("A")  # loads the function library (replicated below)
+    rep = RedisServer(tmp_path / "replica", name="replica",
+                      extra=["--replicaof", f"127.0.0.1 {redis.port}"])
+    rep.start()
+    try:
+        wait_until(lambda: b"master_link_status:up" in
+                   rep.call("INFO", "replication"), 10,
+                   what="the replica in sync")
+        first = [redis.call("FCALL", "roomcast_publish", "1", "sb",
+                            json.dumps({"k": k})) for k in range(3)]
+        assert redis.call("WAIT", "1", "3000") == 1
+        wait_until(lambda: rep.call("FUNCTION", "LIST"), 5,
+                   what="the library on the replica")
+        rep.call("REPLICAOF", "NO", "ONE")          # promoted
+        old = redis.call("FCALL", "roomcast_publish", "1", "sb",
+                         json.dumps({"k": "old"}))  # never replicated
+        assert old == first[-1] + 1
+        new = rep.call("FCALL", "roomcast_publish", "1", "sb",
+                       json.dumps({"k": "new"}))
+        assert new > old, f"seq {new} reused after the promotion"
+        again = rep.call("FCALL", "roomcast_publish", "1", "sb",
+                         json.dumps({"k": "again"}))
+        assert again == new + 1, "the new epoch goes on one by one"
+        # the history on the new master: the old epoch, then the new one
+        h = rep.call("FCALL", "roomcast_history", "1", "sb", str(first[0]))
+        seqs = [int(e.split(b"|")[0]) for e in h[2:]]
+        assert seqs == first[1:] + [new, again], h
+        assert int(h[1]) == new - 1, "latest entry's epoch is the new base"
+    finally:
+        rep.stop()
+        rep.kill()
+    n.stop()
+
+
 def test_churn_subscriptions_follow_members(redis, rnodes):
     node = rnodes("A", flags={"rate_limit": 1000, "rate_burst": 1000})
     half = N_ROOMS // 2
