@@ -137,6 +137,7 @@ enum lt_ipc_type {
     LT_IPC_CAL_READY,     /* lt_cal_ready_t */
     LT_IPC_CAL_MARK,      /* lt_cal_mark_t */
     LT_IPC_CAL_FINAL,     /* lt_cal_final_t */
+    LT_IPC_WINDOW,        /* lt_hist_t: latencies since the last one */
 };
 
 /* parent -> worker commands: one uint32_t each. */

@@ -54,6 +54,9 @@ typedef struct bc {
 typedef struct sample {
     lt_proc_sample_t g;
     uint64_t deliveries;
+    /* delivery latency over the workers' windows merged since the last
+     * sample (ns; count 0: none arrived) */
+    uint64_t lat_count, lat_p50, lat_p99, lat_max;
 } sample_t;
 
 typedef struct run {
@@ -72,6 +75,7 @@ typedef struct run {
     bool timed_out;
     sample_t *series;
     size_t nseries;
+    lt_hist_t *win; /* LT_IPC_WINDOW records merged since the last sample */
     uint64_t next_sample, t_measure0;
     int sampling;
     char *pad;
@@ -167,6 +171,16 @@ static void on_record(run_t *r, wk_t *w, uint32_t type, const uint8_t *p,
                 b->min = br.min_ns;
             if (br.max_ns > b->max)
                 b->max = br.max_ns;
+        }
+        break;
+    case LT_IPC_WINDOW:
+        if (len == sizeof(lt_hist_t) && r->win) {
+            lt_hist_t *h = malloc(sizeof(*h));
+            if (h) {
+                memcpy(h, p, len);
+                lt_hist_merge(r->win, h);
+                free(h);
+            }
         }
         break;
     case LT_IPC_FINAL:
@@ -265,6 +279,13 @@ static void take_sample(run_t *r, uint64_t now)
     s->deliveries = 0;
     for (k = 0; k < r->K; k++)
         s->deliveries += r->w[k].deliveries;
+    if (r->win) {
+        s->lat_count = r->win->count;
+        s->lat_p50 = lt_hist_quantile(r->win, 0.50);
+        s->lat_p99 = lt_hist_quantile(r->win, 0.99);
+        s->lat_max = r->win->count ? r->win->max : 0;
+        lt_hist_init(r->win);
+    }
     r->next_sample = now + (uint64_t)(r->cfg->sample_interval * 1e9);
 }
 
@@ -694,6 +715,11 @@ int lt_run(const lt_cfg_t *cfg, const volatile sig_atomic_t *stop)
     r->members = calloc(cfg->rooms, sizeof(uint64_t));
     r->acked = calloc(cfg->rooms, sizeof(uint64_t));
     r->series = calloc(MAX_SERIES, sizeof(sample_t));
+    if (cfg->sample_interval > 0) {
+        r->win = malloc(sizeof(*r->win));
+        if (r->win)
+            lt_hist_init(r->win);
+    }
     if (!r->w || !r->members || !r->acked || !r->series)
         return 1;
     for (k = 0; k < r->K; k++) {
@@ -1145,6 +1171,12 @@ report:
                 lt_json_u64(&j, "fds", s->g.fds);
                 lt_json_dbl(&j, "cpu_s", lt_ns_s(s->g.cpu_ns));
                 lt_json_u64(&j, "deliveries", s->deliveries);
+                if (r->win) {
+                    lt_json_u64(&j, "lat_count", s->lat_count);
+                    lt_json_dbl(&j, "p50_ms", (double)s->lat_p50 / 1e6);
+                    lt_json_dbl(&j, "p99_ms", (double)s->lat_p99 / 1e6);
+                    lt_json_dbl(&j, "max_ms", (double)s->lat_max / 1e6);
+                }
                 lt_json_end(&j, false);
             }
             lt_json_end(&j, true);
@@ -1173,6 +1205,7 @@ report:
     free(r->members);
     free(r->acked);
     free(r->series);
+    free(r->win);
     free(r->pad);
     free(r);
     free(hist);

@@ -116,6 +116,10 @@ typedef struct worker {
     uint32_t rng;
     lt_counters_t c;
     lt_hist_t hist;
+    /* --sample-interval: this window's latencies, sent and reset every
+     * interval while measuring (LT_IPC_WINDOW); NULL otherwise */
+    lt_hist_t *win;
+    uint64_t next_window;
     struct sockaddr_in dst[LT_MAX_TARGETS];
     struct sockaddr_in resume_dst;
     uint32_t moving; /* connections in ST_MOVING */
@@ -492,8 +496,13 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n,
         }
         /* --ephemeral: no seq, so no order check; count and time it */
         w->c.deliveries++;
-        if (lt_ws_scan_u64(r, (size_t)(end - r), "\"t\":", 4, &t, NULL))
-            lt_hist_add(&w->hist, now > t ? now - t : 0);
+        if (lt_ws_scan_u64(r, (size_t)(end - r), "\"t\":", 4, &t, NULL)) {
+            uint64_t lat = now > t ? now - t : 0;
+
+            lt_hist_add(&w->hist, lat);
+            if (w->win)
+                lt_hist_add(w->win, lat);
+        }
         return;
     }
     w->c.deliveries++;
@@ -501,6 +510,8 @@ static void on_msg(worker_t *w, conn_t *c, const char *p, size_t n,
         uint64_t lat = now > t ? now - t : 0;
 
         lt_hist_add(&w->hist, lat);
+        if (w->win)
+            lt_hist_add(w->win, lat);
         if (w->cfg->mode == LT_BROADCAST) {
             bslot_t *b = &w->ring[seq % BCAST_RING];
 
@@ -1225,6 +1236,11 @@ static void on_cmd(worker_t *w)
             w->cpu0 = lt_cpu_self_ns();
             w->wall0 = lt_now_ns();
             w->next_progress = w->wall0 + PROGRESS_NS;
+            if (w->win) {
+                lt_hist_init(w->win);
+                w->next_window =
+                    w->wall0 + (uint64_t)(w->cfg->sample_interval * 1e9);
+            }
             break;
         case LT_CMD_MEASURE_END:
             if (w->measuring == 1) {
@@ -1325,6 +1341,11 @@ static void tick(worker_t *w, uint64_t now)
         }
     }
 
+    if (w->measuring == 1 && w->win && now >= w->next_window) {
+        report(w, LT_IPC_WINDOW, w->win, sizeof(*w->win));
+        lt_hist_init(w->win);
+        w->next_window = now + (uint64_t)(w->cfg->sample_interval * 1e9);
+    }
     if (w->measuring == 1 && now >= w->next_progress &&
         w->c.deliveries != w->last_progress) {
         lt_progress_t pr = {w->c.deliveries};
@@ -1413,6 +1434,11 @@ int lt_worker_run(const lt_cfg_t *cfg, uint32_t wid, uint32_t first,
     if (cfg->resume_target.port)
         inet_pton(AF_INET, cfg->resume_target.host, &w->resume_dst.sin_addr);
     lt_hist_init(&w->hist);
+    if (cfg->sample_interval > 0) {
+        w->win = malloc(sizeof(*w->win));
+        if (w->win)
+            lt_hist_init(w->win);
+    }
     w->conns = calloc(count ? count : 1, sizeof(conn_t));
     w->last_seq = malloc((size_t)(count ? count : 1) * w->M * sizeof(uint64_t));
     w->members = calloc(w->R, sizeof(uint32_t));
