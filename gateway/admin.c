@@ -1,10 +1,19 @@
-/* Minimal HTTP server for the admin endpoints, on the node's loop: reads
- * one request line, answers HTTP/1.1 with Connection: close.
+/* Minimal HTTP server for the admin endpoints, on the node's loop (and the
+ * supervisor's, with workers): reads one request head, answers HTTP/1.1
+ * with Connection: close. Bounded: max_conns connections at once (one more
+ * is closed unanswered), each
+ * closed when its request is not whole within timeout_ms (one sweep timer,
+ * not one per request); with a token, methods other than GET/HEAD (and
+ * GET /stats when asked) need `Authorization: Bearer <token>`.
  * SPDX-License-Identifier: MIT */
 #include "gateway/admin.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +26,14 @@
 struct rc_admin {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    uv_timer_t sweep; /* closes requests older than timeout_ms */
     rc_admin_handler handler;
     void *ctx;
-    rc_list_t reqs;
+    rc_admin_policy_t policy;
+    rc_list_t reqs; /* oldest first */
+    uint32_t nreqs;
     int closing;
+    int open_handles; /* listener and sweep: a is freed when both closed */
 };
 
 typedef struct admin_req {
@@ -28,6 +41,7 @@ typedef struct admin_req {
     uv_write_t wr;
     rc_list_t link;
     rc_admin_t *admin;
+    uint64_t started_ms;
     size_t len;
     char *out;
     int responded;
@@ -39,6 +53,8 @@ static void on_req_closed(uv_handle_t *h)
     admin_req_t *r = h->data;
 
     rc_list_remove(&r->link);
+    if (r->admin)
+        r->admin->nreqs--;
     free(r->out);
     free(r);
 }
@@ -65,6 +81,8 @@ static const char *status_text(int code)
         return "Accepted";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:
@@ -86,10 +104,12 @@ static void respond(admin_req_t *r, int code, const char *ctype,
 
     r->responded = 1;
     uv_read_stop((uv_stream_t *)&r->tcp);
-    rc_buf_printf(&out,
-                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                  code, status_text(code), ctype, blen);
+    rc_buf_printf(
+        &out,
+        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+        "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+        code, status_text(code), ctype, blen,
+        code == 401 ? "WWW-Authenticate: Bearer realm=\"roomcast\"\r\n" : "");
     rc_buf_append(&out, body, blen);
     r->out = out.data;
     b = uv_buf_init(out.data, (unsigned)out.len);
@@ -145,6 +165,65 @@ too_long:
     return RC_ELIMIT;
 }
 
+/* The value of the first Authorization header of a request head (the
+ * request line skipped), trimmed; NULL when there is none. */
+static const char *auth_header(const char *head, size_t len, size_t *vlen)
+{
+    static const char name[] = "authorization:";
+    size_t i = 0;
+
+    while (head && i < len) {
+        const char *line = head + i, *nl = memchr(line, '\n', len - i);
+        size_t ll = nl ? (size_t)(nl - line) : len - i;
+        const char *v, *end;
+
+        i += ll + 1;
+        if (line == head || ll < sizeof(name) - 1 ||
+            strncasecmp(line, name, sizeof(name) - 1) != 0)
+            continue;
+        v = line + sizeof(name) - 1;
+        end = line + ll;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v &&
+               (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        *vlen = (size_t)(end - v);
+        return v;
+    }
+    return NULL;
+}
+
+bool rc_admin_bearer_ok(const char *head, size_t len, const char *token,
+                        size_t tlen)
+{
+    size_t vl = 0;
+    const char *v = auth_header(head, len, &vl);
+
+    if (!v || !token || tlen == 0 || vl < 7 || strncasecmp(v, "Bearer ", 7))
+        return false;
+    v += 7;
+    vl -= 7;
+    while (vl && *v == ' ') {
+        v++;
+        vl--;
+    }
+    /* Constant time in the token's bytes: a length mismatch still compares
+     * tlen bytes (the token against itself). */
+    return CRYPTO_memcmp(vl == tlen ? v : token, token, tlen) == 0 &&
+           vl == tlen;
+}
+
+/* Whether this request needs the token under the policy. */
+static bool needs_token(const rc_admin_policy_t *p, const rc_admin_head_t *h)
+{
+    if (!p->token)
+        return false;
+    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
+        return true;
+    return p->protect_stats && strcmp(h->path, "/stats") == 0;
+}
+
 static void handle(admin_req_t *r)
 {
     rc_admin_head_t head;
@@ -160,6 +239,17 @@ static void handle(admin_req_t *r)
     }
     if (err != RC_OK) {
         respond(r, 400, ctype, "bad request\n", 12);
+        return;
+    }
+    if (needs_token(&r->admin->policy, &head) &&
+        !rc_admin_bearer_ok(r->buf, r->len, r->admin->policy.token,
+                            r->admin->policy.token_len)) {
+        static const char msg[] = "{\"error\":\"unauthorized\"}\n";
+        size_t vl;
+        rc_log(RC_LOG_WARN, "admin_refused", "method=%s path=%s reason=%s",
+               head.method, head.path,
+               auth_header(r->buf, r->len, &vl) ? "bad_token" : "no_token");
+        respond(r, 401, "application/json", msg, sizeof(msg) - 1);
         return;
     }
     code =
@@ -204,16 +294,51 @@ static void on_conn(uv_stream_t *srv, int status)
         return;
     r = rc_xcalloc(1, sizeof(*r));
     r->admin = a;
+    r->started_ms = uv_now(a->loop);
     uv_tcp_init(a->loop, &r->tcp);
     r->tcp.data = r;
     rc_list_push(&a->reqs, &r->link);
-    if (uv_accept(srv, (uv_stream_t *)&r->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)&r->tcp, on_alloc, on_read) != 0)
+    a->nreqs++;
+    if (uv_accept(srv, (uv_stream_t *)&r->tcp) != 0) {
+        req_close(r);
+        return;
+    }
+    if (a->nreqs > a->policy.max_conns) {
+        /* Closed at once, unread: an answer written before the request is
+         * read would be lost to the reset anyway, and reading it would hold
+         * the slot the bound is about. */
+        rc_log(RC_LOG_WARN, "admin_busy", "open=%u max=%u", a->nreqs - 1,
+               a->policy.max_conns);
+        req_close(r);
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&r->tcp, on_alloc, on_read) != 0)
         req_close(r);
 }
 
+/* Requests are listed oldest first: close those past the bound. */
+static void on_sweep(uv_timer_t *t)
+{
+    rc_admin_t *a = t->data;
+    uint64_t now = uv_now(a->loop);
+    rc_list_t *it, *tmp;
+
+    rc_list_foreach_safe(it, tmp, &a->reqs)
+    {
+        admin_req_t *r = rc_container_of(it, admin_req_t, link);
+        if (now - r->started_ms < a->policy.timeout_ms)
+            break;
+        if (!r->responded && !uv_is_closing((uv_handle_t *)&r->tcp)) {
+            rc_log(RC_LOG_INFO, "admin_timeout", "after_ms=%" PRIu64,
+                   now - r->started_ms);
+            req_close(r);
+        }
+    }
+}
+
 rc_admin_t *rc_admin_create(uv_loop_t *loop, const char *host, int port,
-                            rc_admin_handler handler, void *ctx, char *err,
+                            rc_admin_handler handler, void *ctx,
+                            const rc_admin_policy_t *policy, char *err,
                             size_t errlen)
 {
     rc_admin_t *a = rc_xcalloc(1, sizeof(*a));
@@ -223,6 +348,16 @@ rc_admin_t *rc_admin_create(uv_loop_t *loop, const char *host, int port,
     a->loop = loop;
     a->handler = handler;
     a->ctx = ctx;
+    if (policy)
+        a->policy = *policy;
+    if (!a->policy.max_conns)
+        a->policy.max_conns = 64;
+    if (!a->policy.timeout_ms)
+        a->policy.timeout_ms = 5000;
+    if (!a->policy.token || !a->policy.token_len) {
+        a->policy.token = NULL;
+        a->policy.token_len = 0;
+    }
     rc_list_init(&a->reqs);
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
@@ -245,12 +380,23 @@ rc_admin_t *rc_admin_create(uv_loop_t *loop, const char *host, int port,
         free(a);
         return NULL;
     }
+    uv_timer_init(loop, &a->sweep);
+    a->sweep.data = a;
+    {
+        uint64_t every = a->policy.timeout_ms / 4;
+        every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+        uv_timer_start(&a->sweep, on_sweep, every, every);
+    }
+    a->open_handles = 2;
     return a;
 }
 
 static void on_listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    rc_admin_t *a = h->data;
+
+    if (--a->open_handles == 0)
+        free(a);
 }
 
 void rc_admin_destroy(rc_admin_t *a)
@@ -264,8 +410,11 @@ void rc_admin_destroy(rc_admin_t *a)
      * frees a) before the requests' ones. */
     rc_list_foreach_safe(it, tmp, &a->reqs)
     {
-        rc_list_remove(it);
-        req_close(rc_container_of(it, admin_req_t, link));
+        admin_req_t *r = rc_container_of(it, admin_req_t, link);
+        rc_list_remove(it); /* self-linked: on_req_closed's remove is a no-op */
+        r->admin = NULL;
+        req_close(r);
     }
     uv_close((uv_handle_t *)&a->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&a->sweep, on_listener_closed);
 }

@@ -1,12 +1,16 @@
 /* The admin HTTP listener (healthz, readyz, metrics, stats, drain): plain
  * HTTP on libuv, answered as HTTP/1.1 with Connection: close (one request
- * per connection; only the request line is read), separate from the client
- * port so that load balancers and scrapers never compete with clients.
+ * per connection; the request line and the Authorization header are read),
+ * separate from the client port so that load balancers and scrapers never
+ * compete with clients. Bounded in connections and in the time a request
+ * may take to arrive; POST routes can require a Bearer token.
  * SPDX-License-Identifier: MIT */
 #ifndef RC_ADMIN_H
 #define RC_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "common/buf.h"
@@ -36,9 +40,40 @@ typedef struct rc_admin_head {
 RC_MUST_CHECK rc_err_t rc_admin_parse_head(const char *buf, size_t len,
                                            rc_admin_head_t *out);
 
-/* Listens on host:port. Returns NULL with a reason in err on failure. */
+/* Who may do what on the admin port, and its bounds. */
+typedef struct rc_admin_policy {
+    /* Bearer token (borrowed; must outlive the listener), or NULL: no
+     * request needs one. With a token, every method but GET and HEAD
+     * (POST /drain) needs `Authorization: Bearer <token>`, and so does
+     * GET /stats when protect_stats; /healthz, /readyz and /metrics stay
+     * open for probes and scrapers. */
+    const char *token;
+    size_t token_len;
+    bool protect_stats;
+    /* Connections open at once; one more is closed unanswered. */
+    uint32_t max_conns;
+    /* A request not whole within this many ms is closed (slow clients
+     * cannot hold the listener's slots). */
+    uint64_t timeout_ms;
+} rc_admin_policy_t;
+
+/* The policy the config asks for (admin_token*, admin_max_conns,
+ * admin_timeout_ms); the token stays cfg's. In admin_routes.c. */
+struct rc_config;
+rc_admin_policy_t rc_admin_policy_of(const struct rc_config *cfg);
+
+/* Whether the request head (len bytes: request line and headers, NUL not
+ * needed) carries `Authorization: Bearer <token>` with exactly token
+ * (tlen bytes), compared in constant time. Pure: no I/O, reads no byte
+ * past len. The header name is case-insensitive, as is "Bearer". */
+bool rc_admin_bearer_ok(const char *head, size_t len, const char *token,
+                        size_t tlen);
+
+/* Listens on host:port under policy (copied; NULL: no token, 64
+ * connections, 5 s). Returns NULL with a reason in err on failure. */
 rc_admin_t *rc_admin_create(uv_loop_t *loop, const char *host, int port,
-                            rc_admin_handler handler, void *ctx, char *err,
+                            rc_admin_handler handler, void *ctx,
+                            const rc_admin_policy_t *policy, char *err,
                             size_t errlen);
 /* Closes the listener and open requests; frees once the loop closed them.
  * NULL is a no-op. */

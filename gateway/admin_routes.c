@@ -33,6 +33,18 @@ static void measure(const rc_node_t *n, rc_metrics_gauges_t *g)
     g->draining = n->draining;
 }
 
+rc_admin_policy_t rc_admin_policy_of(const rc_config_t *cfg)
+{
+    rc_admin_policy_t p = {
+        .token = cfg->admin_token,
+        .token_len = cfg->admin_token_len,
+        .protect_stats = cfg->admin_token_stats,
+        .max_conns = cfg->admin_max_conns,
+        .timeout_ms = (uint64_t)cfg->admin_timeout_ms,
+    };
+    return p;
+}
+
 int rc__admin_routes_handle(void *ctx, const char *method, const char *path,
                             rc_buf_t *body, const char **ctype)
 {

@@ -39,6 +39,7 @@ extern char **environ;
 /* The resume key is 32 bytes (HMAC-SHA256 strength): a shorter secret is
  * refused; a longer one is hashed down so that every byte of it counts. */
 #define RESUME_KEY_BYTES 32
+#define ADMIN_TOKEN_MIN 16 /* bytes of admin_token, at least */
 /* Bytes a `msg` frame adds around its data: the WebSocket header (10), the
  * envelope text (37), a room name (128) and a seq (20 digits), rounded up. */
 #define MSG_FRAME_OVERHEAD 256
@@ -611,6 +612,41 @@ static rc_err_t check_resume_secret(loader_t *ld)
     return RC_OK;
 }
 
+/* Whether an admin_listen host is a loopback address. */
+static bool loopback_host(const char *h)
+{
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 ||
+           strcmp(h, "[::1]") == 0 || strcmp(h, "localhost") == 0;
+}
+
+/* admin_token: 16+ visible ASCII bytes; required when the admin port is
+ * reachable from elsewhere (POST /drain would be anyone's). */
+static rc_err_t check_admin(loader_t *ld)
+{
+    const rc_config_t *c = ld->cfg;
+
+    if (c->admin_token) {
+        if (c->admin_token_len < ADMIN_TOKEN_MIN)
+            return errorf(ld,
+                          "admin_token must be at least %d bytes, got %zu "
+                          "(try `openssl rand -hex 24`)",
+                          ADMIN_TOKEN_MIN, c->admin_token_len);
+        for (size_t i = 0; i < c->admin_token_len; i++)
+            if (c->admin_token[i] <= ' ' || c->admin_token[i] >= 0x7f)
+                return errorf(ld, "admin_token: only visible ASCII (no "
+                                  "spaces, no control bytes)");
+    } else if (c->admin_token_stats) {
+        return errorf(ld, "admin_token_stats needs admin_token");
+    }
+    if (!c->admin_token && !loopback_host(c->admin_host))
+        return errorf(ld,
+                      "admin_listen %s is not loopback: set admin_token (or "
+                      "admin_token_file) so that POST /drain is not anyone's, "
+                      "or listen on 127.0.0.1",
+                      c->admin_host);
+    return RC_OK;
+}
+
 /* Checks that span keys, run once every source is applied. */
 static rc_err_t cross_check(loader_t *ld)
 {
@@ -636,6 +672,8 @@ static rc_err_t cross_check(loader_t *ld)
                       c->max_publish, MSG_FRAME_OVERHEAD,
                       (unsigned long long)c->outbound_queue_bytes);
     if (check_resume_secret(ld) != RC_OK)
+        return RC_EINVAL;
+    if (check_admin(ld) != RC_OK)
         return RC_EINVAL;
 
     if (!c->tls_cert != !c->tls_key)

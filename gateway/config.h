@@ -36,6 +36,13 @@ typedef struct rc_config {
     uint32_t max_pending_auth; /* 1024: sockets waiting for an auth frame */
     bool dev_no_auth;          /* false; true accepts anyone (logged loudly) */
 
+    /* admin port */
+    char *admin_token;        /* from admin_token or admin_token_file */
+    size_t admin_token_len;   /* 0: no token (loopback admin_listen only) */
+    bool admin_token_stats;   /* false: GET /stats needs no token */
+    uint32_t admin_max_conns; /* 64 connections at once */
+    int64_t admin_timeout_ms; /* 5000: a request must arrive within it */
+
     /* tls: wss when both are set; PEM file paths */
     char *tls_cert;
     char *tls_key;

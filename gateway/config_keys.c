@@ -42,6 +42,17 @@ const key_def_t rc__config_keys[] = {
          "client WebSocket listener, host:port ([v6addr]:port for IPv6)"),
     ADDR(admin_listen, admin_host, admin_port, "127.0.0.1:9090",
          "admin HTTP listener, host:port"),
+    SECRET(admin_token, admin_token_len,
+           "Bearer token for the admin port's POST routes (16+ visible "
+           "ASCII bytes; prefer admin_token_file); needed when admin_listen "
+           "is not loopback"),
+    FILEKEY(admin_token_file, admin_token, OFF(admin_token_len), F_LEN,
+            "file holding admin_token; one trailing newline is stripped"),
+    BOOL(admin_token_stats, "false", "GET /stats needs admin_token too"),
+    NUM(admin_max_conns, KIND_U32, 1, 65536, "64",
+        "admin connections at once; more get 503"),
+    NUM(admin_timeout_ms, KIND_I64, 100, 600000, "5000",
+        "time for an admin request to arrive whole, ms"),
     STR(ws_path, "/ws", 0, rc__config_check_ws_path, "WebSocket upgrade path"),
     STR(node_id, NULL, F_COMPUTED, rc__config_check_node_id,
         "this node's id in the registry (1..128 printable, no spaces)"),

@@ -342,8 +342,10 @@ rc_node_t *rc_node_create_role(uv_loop_t *loop, const rc_config_t *cfg,
     rc__timers_start(n);
 
     if (!n->role.no_admin) {
-        n->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
-                                   rc__admin_routes_handle, n, err, errlen);
+        const rc_admin_policy_t pol = rc_admin_policy_of(cfg);
+        n->admin =
+            rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
+                            rc__admin_routes_handle, n, &pol, err, errlen);
         if (!n->admin)
             goto fail;
     }

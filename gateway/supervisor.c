@@ -394,8 +394,11 @@ rc_supervisor_t *rc_supervisor_create(uv_loop_t *loop, const rc_config_t *cfg,
     sv->env[k++] = sv->env_node;
     sv->nenv = k;
 
-    sv->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
-                                admin_handle, sv, err, errlen);
+    {
+        const rc_admin_policy_t pol = rc_admin_policy_of(cfg);
+        sv->admin = rc_admin_create(loop, cfg->admin_host, cfg->admin_port,
+                                    admin_handle, sv, &pol, err, errlen);
+    }
     if (!sv->admin) {
         rc_agg_destroy(sv->retired);
         free(sv->env);

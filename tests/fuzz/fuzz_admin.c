@@ -5,8 +5,11 @@
  * one space, the path starts with "/", holds only visible ASCII without
  * "?", and is exactly the bytes after that space (never a cut copy); on
  * failure both are empty.
+ * Then the Authorization check over the same bytes (rc_admin_bearer_ok):
+ * true only when the token follows, never for an empty token.
  * Seed corpus: tests/fuzz/corpus/admin/.
  * SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(rc == RC_EINVAL || rc == RC_ELIMIT);
         CHECK(m == 0 && p == 0);
     }
+    /* The Authorization check reads the same head: never past size, and
+     * true only when the token's exact bytes follow "Bearer ". */
+    if (rc_admin_bearer_ok(buf, size, "0123456789abcdef", 16)) {
+        CHECK(size >= 16 + 7);
+        CHECK(memmem(buf, size, "0123456789abcdef", 16) != NULL);
+    }
+    CHECK(!rc_admin_bearer_ok(buf, size, "", 0));
     free(buf);
     return 0;
 }

@@ -47,6 +47,11 @@ static const struct {
 } keys[] = {
     {"listen", 0},
     {"admin_listen", 0},
+    {"admin_token", 0},
+    {"admin_token_file", 1},
+    {"admin_token_stats", 0},
+    {"admin_max_conns", 0},
+    {"admin_timeout_ms", 0},
     {"ws_path", 0},
     {"node_id", 0},
     {"redis_url", 0},

@@ -113,9 +113,55 @@ static void test_never_cuts(void **state)
     check_ok(line, "GET", "/metrics");
 }
 
+static bool bearer(const char *head, const char *tok)
+{
+    return rc_admin_bearer_ok(head, strlen(head), tok, strlen(tok));
+}
+
+static void test_bearer(void **state)
+{
+    static const char tok[] = "0123456789abcdef";
+
+    (void)state;
+    assert_true(bearer("POST /drain HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer 0123456789abcdef\r\n\r\n",
+                       tok));
+    /* header name and scheme in any case, spaces around the value */
+    assert_true(bearer("POST /drain HTTP/1.1\r\nauthorization:   bearer  "
+                       "0123456789abcdef  \r\n\r\n",
+                       tok));
+    /* a bare LF ends lines too */
+    assert_true(
+        bearer("POST /d\nAuthorization: Bearer 0123456789abcdef\n\n", tok));
+    /* wrong, shorter, longer, another scheme, none, empty token */
+    assert_false(bearer("POST /d\r\nAuthorization: Bearer 0123456789abcdeX"
+                        "\r\n\r\n",
+                        tok));
+    assert_false(bearer("POST /d\r\nAuthorization: Bearer 0123456789abcde"
+                        "\r\n\r\n",
+                        tok));
+    assert_false(bearer("POST /d\r\nAuthorization: Bearer 0123456789abcdef0"
+                        "\r\n\r\n",
+                        tok));
+    assert_false(bearer("POST /d\r\nAuthorization: Basic 0123456789abcdef"
+                        "\r\n\r\n",
+                        tok));
+    assert_false(bearer("POST /d\r\nX-Authorization: Bearer 0123456789abcdef"
+                        "\r\n\r\n",
+                        tok));
+    assert_false(bearer("POST /d\r\n\r\n", tok));
+    assert_false(bearer("POST /d\r\nAuthorization: Bearer \r\n\r\n", ""));
+    /* the request line is not a header, even when it looks like one */
+    assert_false(bearer("Authorization: Bearer 0123456789abcdef\r\n\r\n", tok));
+    /* the bytes past len do not count */
+    assert_false(rc_admin_bearer_ok(
+        "P /\nAuthorization: Bearer 0123456789abcdef", 30, tok, 16));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_accepts),
         cmocka_unit_test(test_refuses_malformed),
         cmocka_unit_test(test_nul_and_len),

@@ -403,7 +403,12 @@ static void test_listen_forms(void **state)
 {
     fixture_t *fx = *state;
 
-    load_ok(fx, ARGS("--listen", "[::1]:8443", "--admin-listen=[::]:1"),
+    /* A public admin listener needs a token (and is refused without). */
+    load_fails(fx, ARGS("--admin-listen=[::]:1"), ARGS(SECRET_ENV),
+               "admin_listen", "not loopback", "admin_token", NULL);
+    load_ok(fx,
+            ARGS("--listen", "[::1]:8443", "--admin-listen=[::]:1",
+                 "--admin-token", "0123456789abcdef"),
             ARGS(SECRET_ENV));
     assert_string_equal(fx->cfg->listen_host, "::1");
     assert_int_equal(fx->cfg->listen_port, 8443);

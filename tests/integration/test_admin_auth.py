@@ -1,0 +1,152 @@
+"""The admin port's guard (issue 15): admin_token for POST routes (and
+optionally /stats), probes and scrapers left open, a non-loopback listener
+refused without a token, and the listener's bounds (connections at once,
+time for a request to arrive). Real roomcastd, real sockets."""
+import socket
+import time
+
+from harness import (SECRET, free_port, run_roomcastd, wait_until)
+
+TOKEN = "admin-test-token-0123456789abcdef"
+
+
+def req(port, method, path, token=None, timeout=5.0, raw_auth=None):
+    """(status, headers text, body) of one admin request."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
+        if token is not None:
+            head += f"Authorization: Bearer {token}\r\n"
+        if raw_auth is not None:
+            head += f"Authorization: {raw_auth}\r\n"
+        s.sendall((head + "\r\n").encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    hdr, _, body = data.partition(b"\r\n\r\n")
+    status = int(hdr.split(b" ", 2)[1]) if hdr else 0
+    return status, hdr.decode(errors="replace"), body
+
+
+def test_post_routes_need_the_token_probes_do_not(nodes):
+    n = nodes(flags={"admin_token": TOKEN})
+    p = n.admin_port
+    for path in ("/healthz", "/readyz", "/metrics", "/stats"):
+        st, _, _ = req(p, "GET", path)
+        assert st == 200, (path, st)
+    st, hdr, body = req(p, "POST", "/drain")
+    assert st == 401 and "WWW-Authenticate: Bearer" in hdr, hdr
+    assert b"unauthorized" in body
+    for bad in ("wrong-token-0123456789abcdef0000", TOKEN[:-1], TOKEN + "x",
+                TOKEN.upper()):
+        st, _, _ = req(p, "POST", "/drain", token=bad)
+        assert st == 401, bad
+    st, _, _ = req(p, "POST", "/drain", raw_auth=f"Basic {TOKEN}")
+    assert st == 401
+    # nothing of that drained the node
+    assert n.readyz() == 200 and n.running()
+    log = n.log_text()
+    assert "event=admin_refused" in log and "reason=no_token" in log \
+        and "reason=bad_token" in log
+    own = "\n".join(ln for ln in log.splitlines() if ln.startswith("ts="))
+    assert TOKEN not in own, "the token must never be logged"
+    # the right token (any case of the scheme and header name) drains
+    st, _, _ = req(p, "POST", "/drain", raw_auth=f"bearer {TOKEN}")
+    assert st == 202
+    assert n.wait_exit(15) == 0
+
+
+def test_stats_protected_when_asked(nodes):
+    n = nodes(flags={"admin_token": TOKEN, "admin_token_stats": None})
+    assert req(n.admin_port, "GET", "/stats")[0] == 401
+    assert req(n.admin_port, "GET", "/stats", token=TOKEN)[0] == 200
+    assert req(n.admin_port, "GET", "/metrics")[0] == 200
+
+
+def test_token_from_a_file_and_refusals(tmp_path):
+    f = tmp_path / "tok"
+    f.write_text(TOKEN + "\n")
+    common = ["--jwt-secret", SECRET, "--listen", f"127.0.0.1:{free_port()}"]
+    # a public admin listener without a token: refused at start
+    rc, _, err, _ = run_roomcastd(common + [
+        "--admin-listen", f"0.0.0.0:{free_port()}"])
+    assert rc != 0 and "admin_token" in err and "not loopback" in err, err
+    # a short token, a token with a space, stats protection without one
+    for extra in (["--admin-token", "short"],
+                  ["--admin-token", "has a space 0123456789"],
+                  ["--admin-token-stats"]):
+        rc, _, err, _ = run_roomcastd(common + [
+            "--admin-listen", f"127.0.0.1:{free_port()}"] + extra)
+        assert rc != 0 and "admin_token" in err, (extra, err)
+
+
+def test_public_listener_with_token_file(nodes, tmp_path):
+    f = tmp_path / "tok"
+    f.write_text(TOKEN + "\n")
+    n = nodes(flags={"admin_token_file": str(f)}, start=False)
+    port = n.admin_port
+    n.flags["admin_listen"] = f"0.0.0.0:{port}"
+    n.start()
+    assert req(port, "GET", "/readyz")[0] == 200
+    assert req(port, "POST", "/drain")[0] == 401
+    assert req(port, "POST", "/drain", token=TOKEN)[0] == 202
+    assert n.wait_exit(15) == 0
+
+
+def test_admin_connection_and_time_bounds(nodes):
+    n = nodes(flags={"admin_max_conns": 4, "admin_timeout_ms": 600})
+    p = n.admin_port
+    idle = [socket.create_connection(("127.0.0.1", p), timeout=5)
+            for _ in range(4)]
+    try:
+        time.sleep(0.1)
+        # a fifth at once: closed unanswered
+        try:
+            st, _, body = req(p, "GET", "/healthz")
+        except ConnectionResetError:
+            st = 0
+        assert st == 0, "a connection over admin_max_conns was served"
+        # the idle ones are closed after admin_timeout_ms ...
+        t0 = time.monotonic()
+        for s in idle:
+            s.settimeout(3)
+            assert s.recv(100) == b""
+        took = time.monotonic() - t0
+        assert took < 2.5, took
+        # ... and a real request is served again
+        wait_until(lambda: req(p, "GET", "/healthz")[0] == 200, 3,
+                   what="the listener free again")
+    finally:
+        for s in idle:
+            s.close()
+    # a request dribbled slower than the bound is cut off
+    s = socket.create_connection(("127.0.0.1", p), timeout=5)
+    try:
+        s.sendall(b"GET /heal")
+        time.sleep(1.0)
+        try:
+            s.sendall(b"thz HTTP/1.1\r\n\r\n")
+            got = s.recv(100)
+        except OSError:
+            got = b""
+        assert not got.startswith(b"HTTP/1.1 200"), got
+    finally:
+        s.close()
+    log = n.log_text()
+    assert "event=admin_timeout" in log and "event=admin_busy" in log
+
+
+def test_workers_supervisor_applies_the_same_guard(redis, nodes):
+    from harness import redis_flags
+    n = nodes(flags=redis_flags(redis, workers=2, admin_token=TOKEN))
+    n.wait_ready(15)
+    assert req(n.admin_port, "GET", "/readyz")[0] == 200
+    assert req(n.admin_port, "POST", "/drain")[0] == 401
+    assert n.readyz() == 200
+    assert req(n.admin_port, "POST", "/drain", token=TOKEN)[0] == 202
+    assert n.wait_exit(20) == 0
