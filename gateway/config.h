@@ -11,6 +11,15 @@
 
 #include "common/err.h"
 
+/* Mozilla's "intermediate" TLS 1.2 suites: forward secrecy and AEAD
+ * only (TLS 1.3 suites are OpenSSL's defaults, all of that kind). */
+#define RC_CONFIG_TLS_CIPHERS                                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"               \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"               \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"               \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"                     \
+    "DHE-RSA-CHACHA20-POLY1305"
+
 typedef struct rc_config {
     /* listeners: host and port split from "host:port" */
     char *listen_host; /* "0.0.0.0" */
@@ -43,9 +52,11 @@ typedef struct rc_config {
     uint32_t admin_max_conns; /* 64 connections at once */
     int64_t admin_timeout_ms; /* 5000: a request must arrive within it */
 
-    /* tls: wss when both are set; PEM file paths */
+    /* tls: wss when both are set; PEM file paths (reloaded on SIGHUP) */
     char *tls_cert;
     char *tls_key;
+    char *tls_min_version; /* "1.2" (default) or "1.3" */
+    char *tls_ciphers;     /* TLS <= 1.2 suites: RC_CONFIG_TLS_CIPHERS */
 
     /* limits */
     uint32_t max_frame;            /* 65536 bytes per inbound frame */

@@ -54,6 +54,8 @@ const char *rc__config_check_redis_url(const char *s);
 const char *rc__config_check_key_prefix(const char *s);
 const char *rc__config_check_jwt_alg(const char *s);
 const char *rc__config_check_log_level(const char *s);
+const char *rc__config_check_tls_min_version(const char *s);
+const char *rc__config_check_tls_ciphers(const char *s);
 
 /* Decimal integer, optional '-', nothing else (no spaces, no '+', no 0x). */
 bool rc__config_parse_int(const char *s, int64_t *out);

@@ -83,6 +83,11 @@ const key_def_t rc__config_keys[] = {
         "PEM certificate file; wss when tls_cert and tls_key are set"),
     STR(tls_key, NULL, F_NULLABLE | F_READABLE, NULL,
         "PEM private key file; wss when tls_cert and tls_key are set"),
+    STR(tls_min_version, "1.2", 0, rc__config_check_tls_min_version,
+        "lowest TLS version accepted: 1.2 or 1.3"),
+    STR(tls_ciphers, RC_CONFIG_TLS_CIPHERS, 0, rc__config_check_tls_ciphers,
+        "OpenSSL cipher list for TLS 1.2 (default: Mozilla intermediate, "
+        "forward-secret AEAD only)"),
     NUM(max_frame, KIND_U32, 128, 16777216, "65536", "bytes per inbound frame"),
     NUM(max_rooms, KIND_U32, 1, 65536, "256", "rooms per connection"),
     NUM(max_connections, KIND_U32, 0, 16777216, "0",

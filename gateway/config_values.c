@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/err.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -62,6 +65,25 @@ const char *rc__config_check_jwt_alg(const char *s)
         if (strcmp(s, jwt_algs[i]) == 0)
             return NULL;
     return "must be one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384";
+}
+
+const char *rc__config_check_tls_min_version(const char *s)
+{
+    if (strcmp(s, "1.2") == 0 || strcmp(s, "1.3") == 0)
+        return NULL;
+    return "must be 1.2 or 1.3 (older versions are not offered)";
+}
+
+const char *rc__config_check_tls_ciphers(const char *s)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    int ok = ctx && s[0] && SSL_CTX_set_cipher_list(ctx, s) == 1;
+
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return ok ? NULL
+              : "is not a cipher list OpenSSL takes (see `openssl "
+                "ciphers`)";
 }
 
 const char *rc__config_check_log_level(const char *s)

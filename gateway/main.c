@@ -1,5 +1,6 @@
 /* roomcastd: load the config, run one node on one libuv loop, stop cleanly
- * on SIGINT/SIGTERM by draining (a second one exits at once). With
+ * on SIGINT/SIGTERM by draining (a second one exits at once), reload the
+ * TLS certificate on SIGHUP. With
  * `workers` > 1 this process is the supervisor (supervisor.c) and runs
  * the node in worker processes: this binary again, with RC_WORKER_INDEX
  * set (worker.c). docs/WORKERS.md.
@@ -21,9 +22,22 @@ typedef struct app {
     rc_node_t *node;     /* the node, or the worker's node */
     rc_worker_t *worker; /* set in a worker process */
     rc_supervisor_t *sv; /* set in a supervisor */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     int signals;
 } app_t;
+
+/* SIGHUP: the certificate and key again (rc_node_tls_reload); a
+ * supervisor passes it on to every worker, each with its own listener. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    app_t *app = s->data;
+
+    rc_log(RC_LOG_INFO, "signal", "signal=%d", signum);
+    if (app->sv)
+        rc_supervisor_forward(app->sv, signum);
+    else if (app->node)
+        rc_node_tls_reload(app->node);
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -99,19 +113,23 @@ int main(int argc, char **argv)
     }
     uv_signal_init(&loop, &app.sigint);
     uv_signal_init(&loop, &app.sigterm);
-    app.sigint.data = app.sigterm.data = &app;
+    uv_signal_init(&loop, &app.sighup);
+    app.sigint.data = app.sigterm.data = app.sighup.data = &app;
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sighup, on_sighup, SIGHUP);
     /* Signals never keep the loop alive: it ends when the node has closed
      * everything, whichever way the drain began (signal, POST /drain, or
      * the Redis control channel). */
     uv_unref((uv_handle_t *)&app.sigint);
     uv_unref((uv_handle_t *)&app.sigterm);
+    uv_unref((uv_handle_t *)&app.sighup);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
+    uv_close((uv_handle_t *)&app.sighup, NULL);
     if (app.sv)
         code = rc_supervisor_exit_code(app.sv);
     rc_supervisor_destroy(app.sv);

@@ -143,6 +143,13 @@ void rc_metrics_render(const rc_metrics_t *m, const rc_metrics_gauges_t *g,
       m->rate_limited);
     C("rate_limit_closes_total", "Clients closed with 4008.",
       m->rate_limit_closes);
+    rc_buf_printf(b,
+                  "# HELP roomcast_tls_reloads_total Certificate reloads "
+                  "(SIGHUP), by result.\n# TYPE roomcast_tls_reloads_total "
+                  "counter\nroomcast_tls_reloads_total{result=\"ok\"} %" PRIu64
+                  "\nroomcast_tls_reloads_total{result=\"error\"} %" PRIu64
+                  "\n",
+                  m->tls_reloads, m->tls_reload_errors);
     C("bad_requests_total", "Frames answered with bad_request or bad_room.",
       m->bad_requests);
     C("oversize_closes_total", "Clients closed with 1009.", m->oversize_closes);

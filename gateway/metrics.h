@@ -67,6 +67,7 @@ typedef struct rc_metrics {
     uint64_t slow_consumer_closes;
     uint64_t rate_limited;
     uint64_t rate_limit_closes;
+    uint64_t tls_reloads, tls_reload_errors; /* SIGHUP */
     uint64_t bad_requests;
     uint64_t oversize_closes;
     uint64_t heartbeat_closes;

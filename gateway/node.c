@@ -29,6 +29,7 @@
 #include "gateway/admin.h"
 #include "gateway/hub.h"
 #include "gateway/node_internal.h"
+#include "gateway/tls.h"
 
 /* lws reads ws payload into a per-connection buffer of this size; larger
  * frames arrive in several RECEIVE calls and are reassembled (session.c).
@@ -203,6 +204,10 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = n->cfg->tls_cert;
         info.ssl_private_key_filepath = n->cfg->tls_key;
+        /* Mozilla intermediate by default (tls.h); ws.c sets the lowest
+         * version on the context lws builds. */
+        info.ssl_cipher_list = n->cfg->tls_ciphers;
+        info.ssl_options_set = rc_tls_options(n->cfg->tls_min_version);
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
     n->lws = lws_create_context(&info);
@@ -417,6 +422,27 @@ void rc_node_stop(rc_node_t *n)
         n->stop_started = uv_now(n->loop);
         uv_timer_start(&n->reap_timer, on_reap, 0, 10);
     }
+}
+
+void rc_node_tls_reload(rc_node_t *n)
+{
+    char why[320];
+
+    if (!n->cfg->tls_cert || !n->ssl_ctx) {
+        rc_log(RC_LOG_INFO, "tls_reload", "result=skipped why=\"no TLS\"");
+        return;
+    }
+    if (rc_tls_reload(n->ssl_ctx, n->cfg->tls_cert, n->cfg->tls_key, why,
+                      sizeof(why)) != RC_OK) {
+        n->metrics.tls_reload_errors++;
+        rc_log(RC_LOG_ERROR, "tls_reload",
+               "result=error cert=%s key=%s why=\"%s\" (the old pair stays)",
+               n->cfg->tls_cert, n->cfg->tls_key, why);
+        return;
+    }
+    n->metrics.tls_reloads++;
+    rc_log(RC_LOG_INFO, "tls_reload", "result=ok cert=%s detail=\"%s\"",
+           n->cfg->tls_cert, why);
 }
 
 void rc_node_destroy(rc_node_t *n)

@@ -55,6 +55,11 @@ void rc_node_announce(rc_node_t *node);
  * once their queues are flushed; the node stops when the last one is gone
  * or at drain_timeout_ms. Safe to call twice. */
 void rc_node_drain(rc_node_t *node);
+/* SIGHUP: load tls_cert and tls_key again for new handshakes, after
+ * checking that they belong together; a bad pair is logged and the old
+ * one stays (roomcast_tls_reloads_total{result}). Without TLS: a log
+ * line, nothing else. Open connections are never touched. */
+void rc_node_tls_reload(rc_node_t *node);
 
 /* Begin a clean stop: stop taking clients, close them (1001), close every
  * listener and timer. The loop returns once all of it is closed. Safe to

@@ -91,6 +91,10 @@ struct rc_node {
     uint32_t drain_total;   /* clients when the drain began */
     uint32_t drain_told;    /* clients sent `reconnect` so far */
 
+    /* TLS: the listener's SSL_CTX (lws owns it; ws.c is handed it when
+     * lws builds the vhost), reloaded on SIGHUP (rc_node_tls_reload) */
+    void *ssl_ctx;
+
     /* listen.c (role.share_port only) */
     struct lws_vhost *vhost;
     uv_poll_t listen_poll;

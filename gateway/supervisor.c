@@ -453,6 +453,13 @@ void rc_supervisor_drain(rc_supervisor_t *sv)
                    (uint64_t)sv->cfg->drain_timeout_ms + DRAIN_GRACE_MS, 0);
 }
 
+void rc_supervisor_forward(rc_supervisor_t *sv, int signum)
+{
+    for (unsigned i = 0; i < sv->n; i++)
+        if (sv->slots[i].alive)
+            uv_process_kill(&sv->slots[i].proc, signum);
+}
+
 void rc_supervisor_kill(rc_supervisor_t *sv)
 {
     for (unsigned i = 0; i < sv->n; i++)

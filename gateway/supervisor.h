@@ -25,6 +25,8 @@ rc_supervisor_t *rc_supervisor_create(uv_loop_t *loop, const rc_config_t *cfg,
 void rc_supervisor_drain(rc_supervisor_t *sv);
 /* Kill every worker (SIGKILL) now: a second signal. */
 void rc_supervisor_kill(rc_supervisor_t *sv);
+/* Sends signum to every live worker (SIGHUP: each reloads its TLS pair). */
+void rc_supervisor_forward(rc_supervisor_t *sv, int signum);
 /* The process exit code: 0, or 1 when a worker could not start at all. */
 int rc_supervisor_exit_code(const rc_supervisor_t *sv);
 /* After uv_run() returned; run the loop once more afterwards. NULL is a

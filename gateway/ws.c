@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "gateway/node_internal.h"
+#include "gateway/tls.h"
 
 /* Header values lws keeps for us (rc__ws_token_limits): the longest we
  * accept is one less; a value that reaches its limit was truncated. */
@@ -316,7 +317,15 @@ int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     rc_node_t *n = lws_context_user(ctx);
     rc_conn_t *c = lws_get_opaque_user_data(wsi);
 
-    (void)user;
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+        /* lws built the listener's SSL_CTX (user): the lowest version,
+         * and keep it for the SIGHUP reload. */
+        if (n && user) {
+            n->ssl_ctx = user;
+            rc_tls_configure(user, n->cfg->tls_min_version);
+        }
+        return 0;
+    }
     if (rc__client_js_is_state(c)) {
         /* A GET /roomcast.js in progress (client_js.c), never a client. */
         if (reason == LWS_CALLBACK_HTTP_WRITEABLE)

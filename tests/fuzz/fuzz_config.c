@@ -47,6 +47,8 @@ static const struct {
 } keys[] = {
     {"listen", 0},
     {"admin_listen", 0},
+    {"tls_min_version", 0},
+    {"tls_ciphers", 0},
     {"admin_token", 0},
     {"admin_token_file", 1},
     {"admin_token_stats", 0},
