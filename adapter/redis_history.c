@@ -124,19 +124,36 @@ void rc__redis_fail_list(redis_adapter_t *r, rc_list_t *list)
     }
 }
 
-/* A seq element of a history reply (an integer or a decimal string). */
-static bool reply_seq(redis_adapter_t *r, const redisReply *e, uint64_t *seq)
+bool rc__redis_reply_seq(const redisReply *e, uint64_t *seq)
 {
     if (e->type == REDIS_REPLY_INTEGER && e->integer >= 0 &&
         (uint64_t)e->integer <= RC_REDIS_MAX_SEQ) {
         *seq = (uint64_t)e->integer;
         return true;
     }
-    if (e->type == REDIS_REPLY_STRING &&
-        rc__redis_parse_seq(e->str, e->len, seq))
-        return true;
-    r->m_bad_seq++;
-    return false;
+    return e->type == REDIS_REPLY_STRING &&
+           rc__redis_parse_seq(e->str, e->len, seq);
+}
+
+bool rc__redis_history_head(const redisReply *rep, uint64_t *latest,
+                            uint64_t *epoch)
+{
+    *latest = *epoch = 0;
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+           rc__redis_reply_seq(rep->element[0], latest) &&
+           (rep->element[1]->type != REDIS_REPLY_STRING ||
+            rc__redis_reply_seq(rep->element[1], epoch));
+}
+
+bool rc__redis_history_recovered(uint64_t since, uint64_t latest,
+                                 uint64_t epoch, uint64_t first)
+{
+    /* Everything after since is here when since is the latest, or when the
+     * oldest message returned is the very next one; since 0 ("saw nothing
+     * yet") is whole when history starts at the epoch's first message. A
+     * since of another epoch (lost history) is never recovered. */
+    return since == latest || (first && first == since + 1) ||
+           (since == 0 && first && first == epoch + 1);
 }
 
 static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
@@ -153,10 +170,9 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
     (void)ac;
     if (!req_reply(h))
         goto out; /* failed already (destroy): nobody to tell */
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-        !reply_seq(r, rep->element[0], &latest) ||
-        (rep->element[1]->type == REDIS_REPLY_STRING &&
-         !reply_seq(r, rep->element[1], &epoch))) {
+    if (!rc__redis_history_head(rep, &latest, &epoch)) {
+        if (rep && rep->type == REDIS_REPLY_ARRAY)
+            r->m_bad_seq++;
         if (rep && rep->type == REDIS_REPLY_ERROR) {
             rc_log(RC_LOG_WARN, "redis_history_error", "room=%s err=\"%s\"",
                    rm->name, rep->str);
@@ -186,12 +202,7 @@ static void on_history_reply(redisAsyncContext *ac, void *reply, void *pd)
             first = seq;
         msgs[n++] = m;
     }
-    /* Everything after since is here when since is the latest, or when the
-     * oldest message returned is the very next one; since 0 ("saw nothing
-     * yet") is whole when history starts at the epoch's first message. A
-     * since of another epoch (lost history) is never recovered. */
-    recovered = h->since == latest || (first && first == h->since + 1) ||
-                (h->since == 0 && first && first == epoch + 1);
+    recovered = rc__redis_history_recovered(h->since, latest, epoch, first);
     h->owed = false;
     rc_list_remove(&h->link);
     h->cb.hist(h->arg, RC_OK, latest, h->has_since ? recovered : true, msgs, n);
@@ -260,7 +271,7 @@ static void hex(char *out, const unsigned char *d, size_t n)
     }
 }
 
-bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
+bool rc__redis_open_envelope(const char *envkey, const char *room,
                              const char *s, size_t len, uint64_t *seq,
                              int64_t *t_us, const char **data, size_t *dlen,
                              bool *forged)
@@ -268,7 +279,7 @@ bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
     const char *p1 = memchr(s, '|', len), *p2 = NULL, *p3 = NULL;
     unsigned char d[EVP_MAX_MD_SIZE];
     char inner[2 * 20], want[2 * 20];
-    size_t klen = strlen(r->envkey);
+    size_t klen = strlen(envkey);
     EVP_MD_CTX *c;
     bool ok;
 
@@ -289,7 +300,7 @@ bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
     if (!c)
         return false;
     ok = EVP_DigestInit_ex(c, EVP_sha1(), NULL) &&
-         EVP_DigestUpdate(c, r->envkey, klen) && EVP_DigestUpdate(c, "|", 1) &&
+         EVP_DigestUpdate(c, envkey, klen) && EVP_DigestUpdate(c, "|", 1) &&
          EVP_DigestUpdate(c, room, strlen(room)) &&
          EVP_DigestUpdate(c, "|", 1) &&
          EVP_DigestUpdate(c, s, (size_t)(p2 - s)) && /* "seq|t_us" */
@@ -299,7 +310,7 @@ bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
     if (ok) {
         hex(inner, d, 20);
         ok = EVP_DigestInit_ex(c, EVP_sha1(), NULL) &&
-             EVP_DigestUpdate(c, r->envkey, klen) &&
+             EVP_DigestUpdate(c, envkey, klen) &&
              EVP_DigestUpdate(c, inner, sizeof(inner)) &&
              EVP_DigestFinal_ex(c, d, NULL);
     }

@@ -281,6 +281,18 @@ bool rc__redis_parse_entry(const char *s, size_t len, uint64_t *seq,
 /* Reads a seq Redis reported (a history reply's latest or epoch): a plain
  * decimal in [0, RC_REDIS_MAX_SEQ]; false otherwise. */
 bool rc__redis_parse_seq(const char *s, size_t len, uint64_t *seq);
+/* A seq element of a reply (an integer or a decimal string) in
+ * [0, RC_REDIS_MAX_SEQ]. */
+bool rc__redis_reply_seq(const redisReply *e, uint64_t *seq);
+/* The head of a roomcast_history reply [latest, epoch, entries...]:
+ * true with both seqs when rep is such an array (epoch may be a
+ * non-string, read as 0). Pure, like the two below: fuzzed. */
+bool rc__redis_history_head(const redisReply *rep, uint64_t *latest,
+                            uint64_t *epoch);
+/* Whether a history read after since that returned first as its oldest
+ * entry (0: none) holds everything after since. */
+bool rc__redis_history_recovered(uint64_t since, uint64_t latest,
+                                 uint64_t epoch, uint64_t first);
 /* The frame for a message from Redis (data borrowed), or NULL when it is
  * dropped (over max_publish, not JSON: counted). Owned ref. */
 rc_msg_t *rc__redis_frame(redis_adapter_t *r, const char *room, uint64_t seq,
@@ -328,9 +340,10 @@ void rc__redis_history_issue(redis_adapter_t *r, rreq_t *h);
  * and frees it. Calls the node's history callbacks. */
 void rc__redis_fail_list(redis_adapter_t *r, rc_list_t *list);
 /* Checks a durable envelope "seq|t_us|mac|data" of room (s: len bytes)
- * against the envelope key: true with the entry's fields, false when it is
- * malformed or its MAC is wrong (*forged true then). */
-bool rc__redis_open_envelope(const redis_adapter_t *r, const char *room,
+ * against envkey (the hex envelope key, NUL-ended): true with the entry's
+ * fields, false when it is malformed or its MAC is wrong (*forged true
+ * then). Pure: fuzzed by tests/fuzz/fuzz_redis.c. */
+bool rc__redis_open_envelope(const char *envkey, const char *room,
                              const char *s, size_t len, uint64_t *seq,
                              int64_t *t_us, const char **data, size_t *dlen,
                              bool *forged);

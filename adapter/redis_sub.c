@@ -197,8 +197,8 @@ void rc__redis_on_message(void *ctx, const char *ch, size_t chlen,
          * key (PROTOCOL.md section 5: a raw PUBLISH never changes a room's
          * seq). */
         bool forged = false;
-        if (!rc__redis_open_envelope(r, name, payload + 2, plen - 2, &seq,
-                                     &t_us, &data, &dlen, &forged)) {
+        if (!rc__redis_open_envelope(r->envkey, name, payload + 2, plen - 2,
+                                     &seq, &t_us, &data, &dlen, &forged)) {
             if (forged)
                 r->m_forged++;
             else

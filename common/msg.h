@@ -13,6 +13,9 @@
 #include <stdint.h>
 
 #define RC_MSG_MAX_HDR 10 /* 2 + 8 bytes: FIN/opcode, len 127, 64-bit len */
+/* The largest seq a client ever sees: 2^53-1 (JavaScript's
+ * Number.MAX_SAFE_INTEGER; docs/REDIS.md, "Seqs and epochs"). */
+#define RC_MSG_MAX_SEQ 9007199254740991ULL
 
 enum {
     RC_WS_OP_TEXT = 0x1,

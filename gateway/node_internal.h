@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <uv.h>
 
@@ -248,6 +249,16 @@ void rc__resume_index_remove(rc_node_t *n, rc_conn_t *c);
 void rc__resume_refresh(rc_node_t *n, rc_conn_t *c);
 /* A resume waiting for the node's read bound may go on (session.c). */
 void rc__resume_wake(rc__session_op_t *op);
+/* A stored session snapshot {"sub": S, "rooms": [[room, since], ...]}
+ * (json: len bytes, from the backend): its parsed root (owned:
+ * json_decref) with *rooms its array, or NULL when it is not one or is
+ * another sub's. Pure: fuzzed by tests/fuzz/fuzz_redis.c. */
+json_t *rc__resume_snapshot_rooms(const char *json, size_t len, const char *sub,
+                                  json_t **rooms);
+/* Entry i of rooms: true with a valid room name (borrowed from rooms) and
+ * a since in [0, 2^53-1]; false for anything else (skipped). */
+bool rc__resume_snapshot_room(const json_t *rooms, size_t i, const char **room,
+                              uint64_t *since);
 /* A frame c sent while its resume is in flight (c->resuming): kept, to be
  * handled after the welcome. Returns -1 when past the bound (then close). */
 int rc__resume_hold(rc_node_t *n, rc_conn_t *c, const char *buf, size_t len,

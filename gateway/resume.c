@@ -27,6 +27,38 @@
 #include "common/mem.h"
 #include "gateway/node_internal.h"
 
+json_t *rc__resume_snapshot_rooms(const char *json, size_t len, const char *sub,
+                                  json_t **rooms)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    json_t *s = json_object_get(root, "sub");
+
+    *rooms = json_object_get(root, "rooms");
+    if (!json_is_array(*rooms) || !json_is_string(s) || !sub ||
+        strcmp(json_string_value(s), sub) != 0) {
+        json_decref(root);
+        *rooms = NULL;
+        return NULL;
+    }
+    return root;
+}
+
+bool rc__resume_snapshot_room(const json_t *rooms, size_t i, const char **room,
+                              uint64_t *since)
+{
+    json_t *e = json_array_get(rooms, i);
+    json_t *seq = json_array_get(e, 1);
+    const char *name = json_string_value(json_array_get(e, 0));
+
+    if (!name || !json_is_integer(seq) || json_integer_value(seq) < 0 ||
+        (uint64_t)json_integer_value(seq) > RC_MSG_MAX_SEQ ||
+        !rc_room_name_valid(name, strlen(name)))
+        return false;
+    *room = name;
+    *since = (uint64_t)json_integer_value(seq);
+    return true;
+}
+
 void rc__resume_token(rc_node_t *n, rc_conn_t *c, char *out, size_t len)
 {
     char payload[RC_AUTH_MAX_SUB + 64];
@@ -575,14 +607,9 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
         resume_free(rs);
         return;
     }
-    root = json_loadb(json, len, 0, NULL);
+    root = rc__resume_snapshot_rooms(json, len, rc_identity_sub(c->id), &rooms);
     free(mine);
-    rooms = json_object_get(root, "rooms");
-    if (!json_is_array(rooms) ||
-        !json_is_string(json_object_get(root, "sub")) ||
-        strcmp(json_string_value(json_object_get(root, "sub")),
-               rc_identity_sub(c->id)) != 0) {
-        json_decref(root);
+    if (!root) {
         resume_refused(n, c, RC_RESUME_BAD_SNAPSHOT);
         release_held(rs);
         resume_free(rs);
@@ -602,21 +629,19 @@ static void on_session_taken(void *arg, rc_err_t err, bool used,
     rs->pending = 0;
     rs->phase = 1;
     for (i = 0; i < json_array_size(rooms); i++) {
-        json_t *e = json_array_get(rooms, i);
-        const char *room = json_string_value(json_array_get(e, 0));
-        json_t *seq = json_array_get(e, 1);
+        const char *room;
+        uint64_t since;
         resume_room_t *rr = &rs->rooms[rs->n];
         rc_member_t *mb;
 
-        if (!room || !json_is_integer(seq) ||
-            !rc_room_name_valid(room, strlen(room)) ||
+        if (!rc__resume_snapshot_room(rooms, i, &room, &since) ||
             !rc__session_may_join(n, c, room) || c->nrooms >= n->cfg->max_rooms)
             continue;
         if (rc_hub_join(n->hub, c, room, &mb) != RC_OK)
             continue;
         memset(rr, 0, sizeof(*rr));
         snprintf(rr->room, sizeof(rr->room), "%s", room);
-        rr->since = (uint64_t)json_integer_value(seq);
+        rr->since = since;
         rr->mb = mb;
         rc_hub_sync_begin(n->hub, mb); /* live frames held until replay */
         (void)room_op(rs, rs->n);
