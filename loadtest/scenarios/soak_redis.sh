@@ -50,7 +50,8 @@ trap soak_cleanup EXIT
     while [ "$(date +%s)" -lt "$end" ]; do
         m=$(redis-cli -p "$REDIS_PORT" info memory 2>/dev/null |
             awk -F: '/^used_memory:/ {print $2+0}')
-        printf '%.1f\t%s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "${m:-0}"
+        printf '%s\t%s\n' "$(awk -v a="$(date +%s.%N)" -v b="$t0" \
+            'BEGIN { printf "%.1f", a - b }')" "${m:-0}"
         sleep "$sample"
     done
 ) >"$out/redis_memory.tsv" &

@@ -46,6 +46,38 @@ def test_scenario_counts_add_up(name, env):
         assert r["joins"]["clients_joined"] == 200, r["joins"]
 
 
+def test_soak_redis_samples_windows_and_redis_memory(tmp_path):
+    """soak_redis.sh (issue 15's soak, small): the publisher goes through
+    Redis, a churn process runs beside it, every sample has the window's
+    latency, Redis memory is sampled, and plot_soak.py draws it all."""
+    out = tmp_path / "soak"
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    e.update(N="300", ROOMS="10", RATE="100", CHURN="10", DURATION="6",
+             SAMPLE="1", OUT_DIR=str(out))
+    p = subprocess.run([os.path.join(SCEN, "soak_redis.sh")], env=e,
+                       capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads((out / "soak.json").read_text())
+    assert r["ok"] is True and r["config"]["via"] == "redis", r["config"]
+    assert_whole(r)
+    windows = [s for s in r["series"] if s.get("lat_count")]
+    assert len(windows) >= 3, r["series"]
+    assert sum(s["lat_count"] for s in windows) > 0.5 * r["deliveries"]
+    assert all(0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
+               for s in windows), windows
+    mem = (out / "redis_memory.tsv").read_text().splitlines()
+    assert len(mem) >= 3 and int(mem[-1].split()[1]) > 0, mem
+    ch = json.loads((out / "churn.json").read_text())["churn"]
+    assert ch["cycles_completed"] > 0 and ch["cycles_failed"] == 0, ch
+    p = subprocess.run(["python3", os.path.join(HERE, "..", "..", "loadtest",
+                                                "plot_soak.py"), str(out)],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert (out / "soak.svg").read_text().startswith("<svg")
+    assert b"| node open fds |" in p.stdout
+
+
 def test_churn_cycles_complete():
     r = scenario("churn", N=200, DURATION=2)
     ch = r["churn"]
