@@ -638,12 +638,20 @@ def test_promoted_replica_never_reuses_a_seq(redis, rnodes, tmp_path):
                       extra=["--replicaof", f"127.0.0.1 {redis.port}"])
     rep.start()
     try:
+        # In sync as both ends see it: the replica's link is up and the
+        # master streams to it (its side reads "online" only once it has
+        # reaped the RDB child: writes before that wait in its buffer).
         wait_until(lambda: b"master_link_status:up" in
-                   rep.call("INFO", "replication"), 10,
-                   what="the replica in sync")
+                   rep.call("INFO", "replication")
+                   and b"state=online" in redis.call("INFO", "replication"),
+                   10, what="the replica in sync")
         first = [redis.call("FCALL", "roomcast_publish", "1", "sb",
                             json.dumps({"k": k})) for k in range(3)]
         assert redis.call("WAIT", "1", "3000") == 1
+        # WAIT counts acknowledged offsets; read the replica itself before
+        # promoting it, or the promotion may race the last writes.
+        wait_until(lambda: rep.call("XLEN", PREFIX + "{sb}") == 3, 5,
+                   what="the three publishes on the replica")
         wait_until(lambda: rep.call("FUNCTION", "LIST"), 5,
                    what="the library on the replica")
         rep.call("REPLICAOF", "NO", "ONE")          # promoted
