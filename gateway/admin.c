@@ -1,10 +1,11 @@
 /* Minimal HTTP server for the admin endpoints, on the node's loop (and the
  * supervisor's, with workers): reads one request head, answers HTTP/1.1
  * with Connection: close. Bounded: max_conns connections at once (one more
- * is closed unanswered), each
- * closed when its request is not whole within timeout_ms (one sweep timer,
- * not one per request); with a token, methods other than GET/HEAD (and
- * GET /stats when asked) need `Authorization: Bearer <token>`.
+ * is closed unanswered; a closing one no longer counts), each closed when
+ * its request is not whole within timeout_ms, or its answer not written
+ * within timeout_ms more (a peer that never reads; one sweep timer, not
+ * one per request); with a token, methods other than GET/HEAD (and GET
+ * /stats when asked) need `Authorization: Bearer <token>`.
  * SPDX-License-Identifier: MIT */
 #include "gateway/admin.h"
 
@@ -42,9 +43,11 @@ typedef struct admin_req {
     rc_list_t link;
     rc_admin_t *admin;
     uint64_t started_ms;
+    uint64_t responded_ms; /* when the answer was queued */
     size_t len;
     char *out;
     int responded;
+    int counted; /* holds one of admin->nreqs until req_close() */
     char buf[REQ_MAX];
 } admin_req_t;
 
@@ -53,14 +56,19 @@ static void on_req_closed(uv_handle_t *h)
     admin_req_t *r = h->data;
 
     rc_list_remove(&r->link);
-    if (r->admin)
-        r->admin->nreqs--;
     free(r->out);
     free(r);
 }
 
+/* The slot is free from here: the socket is closed by the time the loop
+ * runs the callback, and a client that reconnects at once must not be
+ * refused for a connection that is already gone. */
 static void req_close(admin_req_t *r)
 {
+    if (r->counted && r->admin) {
+        r->counted = 0;
+        r->admin->nreqs--;
+    }
     if (!uv_is_closing((uv_handle_t *)&r->tcp))
         uv_close((uv_handle_t *)&r->tcp, on_req_closed);
 }
@@ -103,6 +111,7 @@ static void respond(admin_req_t *r, int code, const char *ctype,
     uv_buf_t b;
 
     r->responded = 1;
+    r->responded_ms = uv_now(r->admin->loop);
     uv_read_stop((uv_stream_t *)&r->tcp);
     rc_buf_printf(
         &out,
@@ -166,7 +175,8 @@ too_long:
 }
 
 /* The value of the first Authorization header of a request head (the
- * request line skipped), trimmed; NULL when there is none. */
+ * request line skipped, nothing read past the blank line that ends the
+ * head), trimmed; NULL when there is none. */
 static const char *auth_header(const char *head, size_t len, size_t *vlen)
 {
     static const char name[] = "authorization:";
@@ -178,6 +188,8 @@ static const char *auth_header(const char *head, size_t len, size_t *vlen)
         const char *v, *end;
 
         i += ll + 1;
+        if (line != head && (ll == 0 || (ll == 1 && line[0] == '\r')))
+            break; /* the head ends; what follows is a body */
         if (line == head || ll < sizeof(name) - 1 ||
             strncasecmp(line, name, sizeof(name) - 1) != 0)
             continue;
@@ -299,6 +311,7 @@ static void on_conn(uv_stream_t *srv, int status)
     r->tcp.data = r;
     rc_list_push(&a->reqs, &r->link);
     a->nreqs++;
+    r->counted = 1;
     if (uv_accept(srv, (uv_stream_t *)&r->tcp) != 0) {
         req_close(r);
         return;
@@ -316,7 +329,10 @@ static void on_conn(uv_stream_t *srv, int status)
         req_close(r);
 }
 
-/* Requests are listed oldest first: close those past the bound. */
+/* Requests are listed oldest first: close those past the bound. A request
+ * answered is given timeout_ms from its answer to be written out (one
+ * answered later than another started no earlier, so the walk still stops
+ * at the first request younger than the bound). */
 static void on_sweep(uv_timer_t *t)
 {
     rc_admin_t *a = t->data;
@@ -326,13 +342,18 @@ static void on_sweep(uv_timer_t *t)
     rc_list_foreach_safe(it, tmp, &a->reqs)
     {
         admin_req_t *r = rc_container_of(it, admin_req_t, link);
+        uint64_t since;
+
         if (now - r->started_ms < a->policy.timeout_ms)
             break;
-        if (!r->responded && !uv_is_closing((uv_handle_t *)&r->tcp)) {
-            rc_log(RC_LOG_INFO, "admin_timeout", "after_ms=%" PRIu64,
-                   now - r->started_ms);
-            req_close(r);
-        }
+        if (uv_is_closing((uv_handle_t *)&r->tcp))
+            continue;
+        since = r->responded ? r->responded_ms : r->started_ms;
+        if (now - since < a->policy.timeout_ms)
+            continue;
+        rc_log(RC_LOG_INFO, "admin_timeout", "after_ms=%" PRIu64 " phase=%s",
+               now - r->started_ms, r->responded ? "write" : "read");
+        req_close(r);
     }
 }
 

@@ -52,8 +52,9 @@ typedef struct rc_admin_policy {
     bool protect_stats;
     /* Connections open at once; one more is closed unanswered. */
     uint32_t max_conns;
-    /* A request not whole within this many ms is closed (slow clients
-     * cannot hold the listener's slots). */
+    /* A request not whole within this many ms is closed, and so is an
+     * answer not written out within this many ms more (a client that
+     * never reads): slow clients cannot hold the listener's slots. */
     uint64_t timeout_ms;
 } rc_admin_policy_t;
 
@@ -65,7 +66,8 @@ rc_admin_policy_t rc_admin_policy_of(const struct rc_config *cfg);
 /* Whether the request head (len bytes: request line and headers, NUL not
  * needed) carries `Authorization: Bearer <token>` with exactly token
  * (tlen bytes), compared in constant time. Pure: no I/O, reads no byte
- * past len. The header name is case-insensitive, as is "Bearer". */
+ * past len, nor past the blank line that ends the head (a body is not
+ * headers). The header name is case-insensitive, as is "Bearer". */
 bool rc_admin_bearer_ok(const char *head, size_t len, const char *token,
                         size_t tlen);
 

@@ -1,7 +1,9 @@
 /* Unit tests of gateway/admin.c's request-line parser, rc_admin_parse_head:
  * what it accepts, what it refuses, and that it never cuts a method or a
  * path to fit (sscanf("%7s %255s") used to, so a long path was matched by
- * its first 255 bytes and a long method split into method and path).
+ * its first 255 bytes and a long method split into method and path); of
+ * its Authorization check; and of the listener's write deadline, on a
+ * real loop with real loopback sockets.
  * SPDX-License-Identifier: MIT */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +11,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gateway/admin.h"
 
@@ -153,9 +160,129 @@ static void test_bearer(void **state)
     assert_false(bearer("POST /d\r\nAuthorization: Bearer \r\n\r\n", ""));
     /* the request line is not a header, even when it looks like one */
     assert_false(bearer("Authorization: Bearer 0123456789abcdef\r\n\r\n", tok));
+    /* a body is not headers: nothing past the blank line counts */
+    assert_false(bearer("POST /d HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "Authorization: Bearer 0123456789abcdef\r\n",
+                        tok));
+    assert_false(bearer(
+        "POST /d\nHost: x\n\nAuthorization: Bearer 0123456789abcdef\n", tok));
     /* the bytes past len do not count */
     assert_false(rc_admin_bearer_ok(
         "P /\nAuthorization: Bearer 0123456789abcdef", 30, tok, 16));
+}
+
+/* ---- the listener on a real loop ---------------------------------------- */
+
+#define BIG_BODY (8u << 20) /* more than loopback buffers hold */
+
+static int big_handler(void *ctx, const char *method, const char *path,
+                       rc_buf_t *body, const char **ctype)
+{
+    (void)ctx;
+    (void)method;
+    *ctype = "text/plain";
+    if (strcmp(path, "/big") == 0) {
+        char *fill = malloc(BIG_BODY);
+
+        assert_non_null(fill);
+        memset(fill, 'x', BIG_BODY);
+        rc_buf_append(body, fill, BIG_BODY);
+        free(fill);
+    } else {
+        rc_buf_append(body, "ok\n", 3);
+    }
+    return 200;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sl), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* A client socket connected to port, with a small receive buffer; sends
+ * req. The listener accepts it when the loop next runs. */
+static int client(int port, const char *req, int rcvbuf)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    return fd;
+}
+
+static void run_for(uv_loop_t *loop, uint64_t ms)
+{
+    uint64_t end = uv_now(loop) + ms;
+
+    while (uv_now(loop) < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        uv_sleep(2);
+        uv_update_time(loop);
+    }
+}
+
+/* Everything the socket holds now, without waiting. */
+static size_t drain_now(int fd, char *first, size_t firstlen)
+{
+    char buf[65536];
+    size_t total = 0;
+    ssize_t n;
+
+    while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+        if (total < firstlen) {
+            size_t k =
+                (size_t)n < firstlen - total ? (size_t)n : firstlen - total;
+            memcpy(first + total, buf, k);
+        }
+        total += (size_t)n;
+    }
+    return total;
+}
+
+/* A client that asks for a big answer and never reads it held its slot
+ * for ever: the sweep only cut requests not yet answered. With one slot,
+ * the next client was refused unanswered. Now the answer has timeout_ms
+ * to be written out; then the connection is closed and the slot is free. */
+static void test_unread_answer_frees_its_slot(void **state)
+{
+    uv_loop_t loop;
+    rc_admin_policy_t pol = {.max_conns = 1, .timeout_ms = 200};
+    char err[128], head[16] = {0};
+    int port = free_port(), slow, next;
+    rc_admin_t *a;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    a = rc_admin_create(&loop, "127.0.0.1", port, big_handler, NULL, &pol, err,
+                        sizeof(err));
+    assert_non_null(a);
+    slow = client(port, "GET /big HTTP/1.1\r\n\r\n", 4096);
+    run_for(&loop, 100); /* accepted, answered, the write stuck */
+    run_for(&loop, 500); /* past the write deadline */
+    next = client(port, "GET /healthz HTTP/1.1\r\n\r\n", 0);
+    run_for(&loop, 100);
+    assert_true(drain_now(next, head, sizeof(head) - 1) > 0);
+    assert_memory_equal(head, "HTTP/1.1 200", 12);
+    /* the slow one got part of its answer, not all, then the close */
+    assert_true(drain_now(slow, head, sizeof(head) - 1) < BIG_BODY);
+    close(slow);
+    close(next);
+    rc_admin_destroy(a);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 int main(void)
@@ -166,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_refuses_malformed),
         cmocka_unit_test(test_nul_and_len),
         cmocka_unit_test(test_never_cuts),
+        cmocka_unit_test(test_unread_answer_frees_its_slot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
