@@ -262,8 +262,9 @@ static rc_err_t set_text(loader_t *ld, const key_def_t *k, const char *s,
     case KIND_ADDR:
         if (!rc__config_parse_addr(s, &host, &port))
             return errorf(ld,
-                          "%s must be host:port ([v6addr]:port for IPv6) with "
-                          "a port in 1..65535, got \"%s\" (%s)",
+                          "%s must be ip:port ([v6addr]:port for IPv6; "
+                          "localhost is 127.0.0.1) with a port in 1..65535, "
+                          "got \"%s\" (%s)",
                           k->name, s, where);
         free(*str_field(ld->cfg, k->off));
         *str_field(ld->cfg, k->off) = host;

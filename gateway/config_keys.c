@@ -39,9 +39,10 @@
  * line here and a field in rc_config_t. */
 const key_def_t rc__config_keys[] = {
     ADDR(listen, listen_host, listen_port, "0.0.0.0:8080",
-         "client WebSocket listener, host:port ([v6addr]:port for IPv6)"),
+         "client WebSocket listener, ip:port ([v6addr]:port for IPv6; "
+         "localhost is 127.0.0.1, other names are refused)"),
     ADDR(admin_listen, admin_host, admin_port, "127.0.0.1:9090",
-         "admin HTTP listener, host:port"),
+         "admin HTTP listener, ip:port (as listen)"),
     SECRET(admin_token, admin_token_len,
            "Bearer token for the admin port's POST routes (16+ visible "
            "ASCII bytes; prefer admin_token_file); needed when admin_listen "
@@ -50,9 +51,10 @@ const key_def_t rc__config_keys[] = {
             "file holding admin_token; one trailing newline is stripped"),
     BOOL(admin_token_stats, "false", "GET /stats needs admin_token too"),
     NUM(admin_max_conns, KIND_U32, 1, 65536, "64",
-        "admin connections at once; more get 503"),
+        "admin connections at once; one more is closed unanswered"),
     NUM(admin_timeout_ms, KIND_I64, 100, 600000, "5000",
-        "time for an admin request to arrive whole, ms"),
+        "time for an admin request to arrive whole, and then for its "
+        "answer to be written out, ms"),
     STR(ws_path, "/ws", 0, rc__config_check_ws_path, "WebSocket upgrade path"),
     STR(node_id, NULL, F_COMPUTED, rc__config_check_node_id,
         "this node's id in the registry (1..128 printable, no spaces)"),

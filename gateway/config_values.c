@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: MIT */
 #include "gateway/config_internal.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -148,11 +149,25 @@ bool rc__config_parse_addr(const char *s, char **host, int *port)
             return false;
         p = colon + 1;
     }
-    if (hlen == 0)
+    if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
         return false;
-    for (size_t i = 0; i < hlen; i++)
-        if (!isgraph((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
+    /* An address, not a name: both listeners bind with no resolver (the
+     * loop never waits on DNS); "localhost" is the one name taken, as
+     * 127.0.0.1. */
+    {
+        char ip[INET6_ADDRSTRLEN];
+        unsigned char sa[sizeof(struct in6_addr)];
+
+        memcpy(ip, h, hlen);
+        ip[hlen] = '\0';
+        if (strcmp(ip, "localhost") == 0) {
+            h = "127.0.0.1";
+            hlen = strlen(h);
+        } else if (inet_pton(AF_INET, ip, sa) != 1 &&
+                   inet_pton(AF_INET6, ip, sa) != 1) {
             return false;
+        }
+    }
     if (*p == '\0' || strlen(p) > 5)
         return false;
     for (const char *q = p; *q; q++) {

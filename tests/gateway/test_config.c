@@ -349,13 +349,14 @@ static void test_env_beats_file(void **state)
 static void test_flag_beats_env(void **state)
 {
     fixture_t *fx = *state;
-    char *arg = cfg_arg(fx, "{\"max_frame\": 1000, \"listen\": \"a:1\"}");
+    char *arg =
+        cfg_arg(fx, "{\"max_frame\": 1000, \"listen\": \"10.0.0.1:1\"}");
 
-    load_ok(fx, ARGS(arg, "--max-frame", "3000", "--listen", "b:2"),
-            ARGS("ROOMCAST_MAX_FRAME=2000", "ROOMCAST_LISTEN=c:3",
+    load_ok(fx, ARGS(arg, "--max-frame", "3000", "--listen", "10.0.0.2:2"),
+            ARGS("ROOMCAST_MAX_FRAME=2000", "ROOMCAST_LISTEN=10.0.0.3:3",
                  "ROOMCAST_LOG_LEVEL=warn", SECRET_ENV));
     assert_int_equal(fx->cfg->max_frame, 3000);
-    assert_string_equal(fx->cfg->listen_host, "b");
+    assert_string_equal(fx->cfg->listen_host, "10.0.0.2");
     assert_int_equal(fx->cfg->listen_port, 2);
     assert_string_equal(fx->cfg->log_level, "warn");
 }
@@ -414,14 +415,37 @@ static void test_listen_forms(void **state)
     assert_int_equal(fx->cfg->listen_port, 8443);
     assert_string_equal(fx->cfg->admin_host, "::");
     assert_int_equal(fx->cfg->admin_port, 1);
-    load_ok(fx, ARGS("--listen=localhost:65535"), ARGS(SECRET_ENV));
-    assert_string_equal(fx->cfg->listen_host, "localhost");
+    /* localhost is the one name taken (as 127.0.0.1, so the listeners
+     * bind it and the admin port counts it as loopback). */
+    load_ok(
+        fx,
+        ARGS("--listen=localhost:65535", "--admin-listen", "localhost:9091"),
+        ARGS(SECRET_ENV));
+    assert_string_equal(fx->cfg->listen_host, "127.0.0.1");
     assert_int_equal(fx->cfg->listen_port, 65535);
+    assert_string_equal(fx->cfg->admin_host, "127.0.0.1");
 
     static const char *const bad[] = {
-        "8080",    ":8080",  "host:",     "host:0", "host:65536",
-        "host:8x", "::1:80", "[::1]8080", "[]:80",  "[::1]:",
-        "h:+80",   "h: 80",  "h:080808",  "a b:80", "",
+        "8080",
+        ":8080",
+        "host:",
+        "host:0",
+        "host:65536",
+        "host:8x",
+        "::1:80",
+        "[::1]8080",
+        "[]:80",
+        "[::1]:",
+        "h:+80",
+        "h: 80",
+        "h:080808",
+        "a b:80",
+        "",
+        /* names: no resolver at bind time */
+        "example.com:80",
+        "host:8080",
+        "127.0.0.256:80",
+        "[fe80::zz]:80",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char arg[64];

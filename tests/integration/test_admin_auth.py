@@ -85,17 +85,45 @@ def test_token_from_a_file_and_refusals(tmp_path):
         assert rc != 0 and "admin_token" in err, (extra, err)
 
 
+def listen_admin_on(n, addr):
+    """Rebuild n's command line so that admin_listen is addr (the last
+    --admin-listen wins over the harness's 127.0.0.1 one)."""
+    n.flags["admin_listen"] = addr
+    n._build_cmd()
+
+
 def test_public_listener_with_token_file(nodes, tmp_path):
     f = tmp_path / "tok"
     f.write_text(TOKEN + "\n")
     n = nodes(flags={"admin_token_file": str(f)}, start=False)
     port = n.admin_port
-    n.flags["admin_listen"] = f"0.0.0.0:{port}"
+    listen_admin_on(n, f"0.0.0.0:{port}")
     n.start()
+    assert f"admin=0.0.0.0:{port}" in n.log_text()
+    # reached on another address than 127.0.0.1: the wildcard is bound
+    s = socket.create_connection(("127.0.0.2", port), timeout=5)
+    s.close()
     assert req(port, "GET", "/readyz")[0] == 200
     assert req(port, "POST", "/drain")[0] == 401
     assert req(port, "POST", "/drain", token=TOKEN)[0] == 202
     assert n.wait_exit(15) == 0
+
+
+def test_localhost_is_loopback_and_binds(nodes):
+    """admin_listen localhost:PORT passed the loopback check but the
+    listener refused the name; it is 127.0.0.1 now, for both listeners,
+    and a name it cannot bind without a resolver is refused at start."""
+    n = nodes(start=False)
+    port = n.admin_port
+    listen_admin_on(n, f"localhost:{port}")
+    n.start()
+    assert f"admin=127.0.0.1:{port}" in n.log_text()
+    assert req(port, "GET", "/readyz")[0] == 200
+    n.stop()
+    rc, _, err, _ = run_roomcastd([
+        "--jwt-secret", SECRET, "--listen", f"127.0.0.1:{free_port()}",
+        "--admin-listen", f"admin.example:{free_port()}"])
+    assert rc != 0 and "admin_listen" in err and "ip:port" in err, err
 
 
 def test_admin_connection_and_time_bounds(nodes):
