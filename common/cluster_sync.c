@@ -85,7 +85,9 @@ static int node_index(rc_cluster_sync_t *cs, const char *ip, size_t iplen,
             return (int)i;
     if (cs->nnodes == MAX_NODES)
         return -1;
-    snprintf(cs->nodes[cs->nnodes].ip, IP_CAP, "%.*s", (int)iplen, ip);
+    /* ip may be one of cs's own (the address asked): memmove. */
+    memmove(cs->nodes[cs->nnodes].ip, ip, iplen);
+    cs->nodes[cs->nnodes].ip[iplen] = '\0';
     cs->nodes[cs->nnodes].port = (int)port;
     cs->nodes[cs->nnodes].ctx = NULL;
     return (int)cs->nnodes++;
