@@ -152,6 +152,13 @@ static void lws_log_bridge(int level, const char *line)
     while (l && (buf[l - 1] == '\n' || buf[l - 1] == '\r'))
         l--;
     buf[l] = '\0';
+    /* A header over the limit we set (rc__ws_token_limits) is ours to
+     * answer, or skipped on purpose (Cookie: every browser upgrade): not
+     * a warning each time. */
+    if (strstr(buf, "exceeds limit")) {
+        rc_log(RC_LOG_DEBUG, "lws", "msg=\"%s\"", buf);
+        return;
+    }
     rc_log(level & LLL_ERR ? RC_LOG_ERROR : RC_LOG_WARN, "lws", "msg=\"%s\"",
            buf);
 }

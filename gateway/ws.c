@@ -144,6 +144,11 @@ void rc__ws_token_limits(struct lws_token_limits *tl)
      * each argument; the path is refused past 255 bytes anyway. */
     tl->token_limit[WSI_TOKEN_GET_URI] = WS_ARG_LIMIT;
     tl->token_limit[WSI_TOKEN_PROTOCOL] = WS_PROTO_LIMIT;
+    /* Never read here, and the one header browsers make big: every cookie
+     * of the site rides on the upgrade. Kept (a byte and the lws limit
+     * marker), it would fill the header buffer and lws would drop the
+     * socket unanswered; skipped, the client connects. */
+    tl->token_limit[WSI_TOKEN_HTTP_COOKIE] = 1;
 }
 
 static int refuse_auth(rc_node_t *n, struct lws *wsi, rc_auth_reason_t r,

@@ -38,6 +38,20 @@ def test_long_query_token_refused_401_not_upgraded(nodes, size):
     assert n.m("roomcast_pending_auth") == 0
 
 
+@pytest.mark.parametrize("size", [4000, 20000, 60000])
+def test_big_cookie_header_does_not_cost_the_upgrade(nodes, size):
+    """A browser sends every cookie of the site with the upgrade; roomcast
+    reads none. A Cookie header larger than the header buffer (10 KiB) made
+    lws drop the socket with no answer; it is skipped, and the client
+    connects."""
+    n = nodes()
+    st, _, _ = raw_http(n.port, "/ws", headers={
+        "Authorization": "Bearer " + mint_jwt(rooms=["*"]),
+        "Cookie": "; ".join(f"c{i}=" + "v" * 90 for i in range(size // 95))})
+    assert st == 101
+    assert "level=warn" not in n.log_text(), "a warning per browser upgrade"
+
+
 def test_long_resume_argument_is_ignored_not_refused(nodes):
     n = nodes()
     tok = mint_jwt(rooms=["*"])
