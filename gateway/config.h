@@ -43,7 +43,9 @@ typedef struct rc_config {
     int64_t jwt_leeway_ms;     /* 30000 */
     int64_t auth_timeout_ms;   /* 5000 */
     uint32_t max_pending_auth; /* 1024: sockets waiting for an auth frame */
-    bool dev_no_auth;          /* false; true accepts anyone (logged loudly) */
+    uint32_t max_pending_per_source; /* 0: off; sockets still sending their
+                                        request, per source address */
+    bool dev_no_auth; /* false; true accepts anyone (logged loudly) */
 
     /* admin port */
     char *admin_token;        /* from admin_token or admin_token_file */

@@ -80,6 +80,10 @@ const key_def_t rc__config_keys[] = {
         "wait for the auth frame, ms"),
     NUM(max_pending_auth, KIND_U32, 1, 1000000, "1024",
         "sockets waiting for an auth frame"),
+    NUM(max_pending_per_source, KIND_U32, 0, 65536, "0",
+        "sockets still sending their request head, per source address "
+        "(IPv4, IPv6 /64); one more is closed at accept; 0: off (behind a "
+        "load balancer every client has its address)"),
     BOOL(dev_no_auth, "false", "accept anyone without a token (development)"),
     STR(tls_cert, NULL, F_NULLABLE | F_READABLE, NULL,
         "PEM certificate file; wss when tls_cert and tls_key are set"),

@@ -31,7 +31,9 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
     if (status < 0 || n->stopping)
         return;
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
-        int fd = accept(n->listen_fd, NULL, NULL);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept(n->listen_fd, (struct sockaddr *)&ss, &sl);
 
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -39,9 +41,17 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
                        strerror(errno));
             return;
         }
+        if (!rc_srclimit_admit(&n->srclimit, fd, (struct sockaddr *)&ss,
+                               uv_now(n->loop))) {
+            close(fd);
+            rc__ws_refused_at_accept(n);
+            continue;
+        }
         fcntl(fd, F_SETFD, FD_CLOEXEC);
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        /* On failure lws has closed fd. */
+        /* On failure lws has closed fd (and WSI_DESTROY, if a wsi was
+         * made, released it from srclimit; a stale entry goes when fd is
+         * reused or after hold_ms). */
         if (!lws_adopt_socket_vhost(n->vhost, fd))
             n->metrics.upgrades_refused++;
     }

@@ -51,8 +51,9 @@ const char *rc_resume_refusal_str(rc_resume_refusal_t r)
 const char *rc_bound_str(rc_bound_t b)
 {
     static const char *const names[RC_BOUND_COUNT] = {
-        "history_per_conn", "history_per_node", "resume_rooms", "resume_bytes",
-        "first_frame",      "token_too_long",   "held_requests"};
+        "history_per_conn", "history_per_node",  "resume_rooms",
+        "resume_bytes",     "first_frame",       "token_too_long",
+        "held_requests",    "pending_per_source"};
 
     return b < RC_BOUND_COUNT ? names[b] : "unknown";
 }

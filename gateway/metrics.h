@@ -50,6 +50,7 @@ typedef enum rc_bound {
     RC_BOUND_FIRST_FRAME,      /* a first (auth) frame past its cap */
     RC_BOUND_TOKEN_TOO_LONG,   /* a token over the header/URL buffers */
     RC_BOUND_HELD_REQUESTS,    /* requests sent before the welcome */
+    RC_BOUND_PENDING_SOURCE,   /* max_pending_per_source: closed at accept */
     RC_BOUND_COUNT
 } rc_bound_t;
 

@@ -35,6 +35,10 @@
  * frames arrive in several RECEIVE calls and are reassembled (session.c).
  * Small, because it is paid by every idle client. */
 #define RX_CHUNK 128
+/* Seconds from a socket's first byte to a whole request head (lws's
+ * timeout_secs_ah_idle; its default 10 s let trickled headers hold every
+ * slot). */
+#define AH_IDLE_SECS 3
 /* uv handles the node owns: five timers, the flush check and its idle. */
 #define NODE_HANDLES 7
 
@@ -204,7 +208,7 @@ static rc_err_t start_lws(rc_node_t *n, char *err, size_t errlen)
      * holding 256 slots cost +0.7 MiB RSS (docs/CONFIG.md). lws on Debian
      * has no per-address slot limit (LWS_WITH_PEER_LIMITS is off). */
     info.max_http_header_pool = 256;
-    info.timeout_secs_ah_idle = 3;
+    info.timeout_secs_ah_idle = AH_IDLE_SECS;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 10;
     if (n->cfg->tls_cert && n->cfg->tls_key) {
@@ -323,6 +327,10 @@ rc_node_t *rc_node_create_role(uv_loop_t *loop, const rc_config_t *cfg,
     }
 
     n->hub = rc_hub_create(&hub_ops, n, &limits);
+    /* A head not whole within timeout_secs_ah_idle is closed by lws: an
+     * entry older than that (and a second) no longer counts. */
+    rc_srclimit_init(&n->srclimit, cfg->max_pending_per_source,
+                     (AH_IDLE_SECS + 1) * 1000);
     {
         rc_adapter_config_t acfg = {
             .url = cfg->redis_url,
@@ -461,6 +469,7 @@ void rc_node_destroy(rc_node_t *n)
     n->lws = NULL;
     rc_adapter_destroy(n->adapter);
     rc_hub_destroy(n->hub);
+    rc_srclimit_dispose(&n->srclimit);
     rc_auth_destroy(n->auth);
     rc_msg_unref(n->ping);
     free(n->exp_heap);

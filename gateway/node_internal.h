@@ -36,6 +36,7 @@
 #include "gateway/metrics.h"
 #include "gateway/node.h"
 #include "gateway/proto.h"
+#include "gateway/srclimit.h"
 
 /* The one WebSocket subprotocol of the client port (PROTOCOL.md). */
 #define RC_NODE_SUBPROTOCOL "roomcast.v1"
@@ -56,7 +57,8 @@ struct rc_node {
 
     /* ws.c */
     struct lws_token_limits token_limits; /* rc__ws_token_limits */
-    rc_list_t conns; /* rc_conn.in_server: every established conn */
+    rc_srclimit_t srclimit; /* max_pending_per_source, at accept */
+    rc_list_t conns;        /* rc_conn.in_server: every established conn */
     uint32_t nconns;
     uint64_t session_seed, session_ctr; /* session ids */
 
@@ -152,6 +154,8 @@ void rc__listen_stop(rc_node_t *n);
 
 /* ws.c: the header value limits lws applies (info.token_limits). */
 void rc__ws_token_limits(struct lws_token_limits *tl);
+/* A socket closed at accept: its source holds max_pending_per_source. */
+void rc__ws_refused_at_accept(rc_node_t *n);
 /* ws.c: the lws protocol callback. */
 int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     void *user, void *in, size_t len);

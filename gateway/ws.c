@@ -131,6 +131,13 @@ static bool query_token_too_long(struct lws *wsi)
     }
 }
 
+void rc__ws_refused_at_accept(rc_node_t *n)
+{
+    n->metrics.bounds_hit[RC_BOUND_PENDING_SOURCE]++;
+    n->metrics.upgrades_refused++;
+    rc_log(RC_LOG_DEBUG, "refused_at_accept", "reason=pending_per_source");
+}
+
 void rc__ws_token_limits(struct lws_token_limits *tl)
 {
     for (size_t i = 0; i < RC_ARRAY_LEN(tl->token_limit); i++)
@@ -331,6 +338,24 @@ int rc__ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
     }
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
+        /* lws's own listener accepted a socket (listen.c does this for
+         * workers): may its source hold one more request head? */
+        const struct lws_filter_network_conn_args *fa = user;
+
+        if (!n || !fa ||
+            rc_srclimit_admit(&n->srclimit, fa->accept_fd,
+                              (const struct sockaddr *)&fa->cli_addr,
+                              uv_now(n->loop)))
+            return 0;
+        rc__ws_refused_at_accept(n);
+        return 1;
+    }
+    /* The head is whole, or the socket is gone: it no longer counts. */
+    if (n &&
+        (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE ||
+         reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_WSI_DESTROY))
+        rc_srclimit_done(&n->srclimit, lws_get_socket_fd(wsi));
     if (rc__client_js_is_state(c)) {
         /* A GET /roomcast.js in progress (client_js.c), never a client. */
         if (reason == LWS_CALLBACK_HTTP_WRITEABLE)

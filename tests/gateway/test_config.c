@@ -169,6 +169,7 @@ static void check_defaults(const rc_config_t *c)
     assert_int_equal(c->jwt_leeway_ms, 30000);
     assert_int_equal(c->auth_timeout_ms, 5000);
     assert_int_equal(c->max_pending_auth, 1024);
+    assert_int_equal(c->max_pending_per_source, 0);
     assert_false(c->dev_no_auth);
     assert_null(c->tls_cert);
     assert_null(c->tls_key);
@@ -899,6 +900,8 @@ static void test_usage_lists_every_key(void **state)
         {"jwt_leeway_ms", "--jwt-leeway-ms", "ROOMCAST_JWT_LEEWAY_MS"},
         {"auth_timeout_ms", "--auth-timeout-ms", "ROOMCAST_AUTH_TIMEOUT_MS"},
         {"max_pending_auth", "--max-pending-auth", "ROOMCAST_MAX_PENDING_AUTH"},
+        {"max_pending_per_source", "--max-pending-per-source",
+         "ROOMCAST_MAX_PENDING_PER_SOURCE"},
         {"dev_no_auth", "--dev-no-auth", "ROOMCAST_DEV_NO_AUTH"},
         {"tls_cert", "--tls-cert", "ROOMCAST_TLS_CERT"},
         {"tls_key", "--tls-key", "ROOMCAST_TLS_KEY"},

@@ -34,3 +34,7 @@ add_test(NAME test_agg COMMAND test_agg)
 add_executable(test_wchan ${CMAKE_CURRENT_LIST_DIR}/test_wchan.c)
 target_link_libraries(test_wchan PRIVATE rc_gateway PkgConfig::CMOCKA)
 add_test(NAME test_wchan COMMAND test_wchan)
+
+add_executable(test_srclimit ${CMAKE_CURRENT_LIST_DIR}/test_srclimit.c)
+target_link_libraries(test_srclimit PRIVATE rc_gateway PkgConfig::CMOCKA)
+add_test(NAME test_srclimit COMMAND test_srclimit)

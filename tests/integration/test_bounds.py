@@ -306,6 +306,71 @@ def test_slow_headers_cannot_hold_the_header_slots(nodes):
             s.close()
 
 
+def _upgrade_from(src, port, tok, timeout=5.0):
+    """(status, seconds) of one upgrade sent from source address src."""
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(src, 0))
+    try:
+        s.sendall(_ws_request(port, tok))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                chunk = b""  # closed at accept
+            if not chunk:
+                break
+            buf += chunk
+        return (int(buf.split()[1]) if buf else 0), time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def test_slow_headers_bounded_per_source_address(nodes):
+    """max_pending_per_source 32: of 300 sockets trickling their request
+    from 127.0.0.1, 32 hold a header slot and the rest are closed at
+    accept, so clients from 127.0.0.2 are upgraded at once instead of
+    queueing behind them; sockets whose request is whole do not count, and
+    once lws cuts the 32 (3 s) the address is served again."""
+    n = nodes(flags={"max_connections": 100000,
+                     "max_pending_per_source": 32})
+    tok = mint_jwt(rooms=["*"])
+    # upgraded clients (request whole) never count against the bound
+    for _ in range(40):
+        assert _upgrade_from("127.0.0.1", n.port, tok)[0] == 101
+    slow, gone = [], 0
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", n.port), timeout=5)
+            s.sendall(b"GET /ws HTTP/1.1\r\n")
+            s.setblocking(False)
+            slow.append(s)
+        time.sleep(0.5)
+        for s in slow:
+            try:
+                if s.recv(1) == b"":
+                    gone += 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                gone += 1
+        assert gone == 300 - 32, gone
+        assert n.m("roomcast_bounds_hit_total",
+                   reason="pending_per_source") == 268
+        lat = [_upgrade_from("127.0.0.2", n.port, tok) for _ in range(5)]
+        assert [st for st, _ in lat] == [101] * 5, lat
+        assert max(t for _, t in lat) < 1.0, lat
+        # the 32 are cut within the time for a whole request; then
+        # 127.0.0.1 is served again
+        wait_until(lambda: _upgrade_from("127.0.0.1", n.port, tok,
+                                         timeout=2)[0] == 101, 6,
+                   what="127.0.0.1 served again")
+    finally:
+        for s in slow:
+            s.close()
+
+
 def test_3000_tokenless_sockets_1024_pending_rest_503(nodes):
     """Sockets upgraded without a token wait for their first frame: at most
     max_pending_auth (1,024 by default) of them; the rest are refused with
