@@ -467,7 +467,15 @@ def test_join_since_seam_under_continuous_publishing(redis, rnodes):
 # 4. Redis crash and restart under a running publisher
 
 def test_redis_killed_and_restarted_mid_stream(redis, rnodes):
-    a, b = rnodes("A"), rnodes("B")
+    # A node comes back after its own reconnect backoff (up to ~1.5 s here,
+    # more under ASan), and catches up from the history of the epoch that
+    # started when the empty Redis took its first publish. 100 messages a
+    # room (the default) is 1 s of this publisher: a node back later found
+    # its oldest ones trimmed and said so (catchup_gap), and the test
+    # counted them lost. The history here holds 20 s, so every message
+    # acknowledged after the restart must arrive.
+    hist = {"history_size": 2000}
+    a, b = rnodes("A", flags=hist), rnodes("B", flags=hist)
     rooms = ["o0", "o1"]
 
     async def main():
