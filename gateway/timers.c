@@ -88,9 +88,15 @@ void rc__timers_exp_remove(rc_node_t *n, rc_conn_t *c)
 
 void rc__timers_exp_set(rc_node_t *n, rc_conn_t *c, int64_t exp_unix_ms)
 {
-    /* The token's exp (plus leeway) moved onto the loop clock. */
-    int64_t left = exp_unix_ms + n->cfg->jwt_leeway_ms - rc__node_wall_ms();
+    /* The token's exp (plus leeway) moved onto the loop clock. The loop's
+     * time is cached at the start of its iteration, the wall clock is
+     * read now: refresh the loop's first, or a long iteration (a burst of
+     * token checks) would set the deadline early by its length (seen
+     * under valgrind: a close 150 ms before exp). */
+    int64_t left;
 
+    uv_update_time(n->loop);
+    left = exp_unix_ms + n->cfg->jwt_leeway_ms - rc__node_wall_ms();
     rc__timers_exp_remove(n, c);
     c->exp_ms = (int64_t)uv_now(n->loop) + (left > 0 ? left : 0);
     if (n->exp_len == n->exp_cap) {
