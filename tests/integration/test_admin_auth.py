@@ -2,8 +2,10 @@
 optionally /stats), probes and scrapers left open, a non-loopback listener
 refused without a token, and the listener's bounds (connections at once,
 time for a request to arrive). Real roomcastd, real sockets."""
+import os
 import socket
 import time
+from pathlib import Path
 
 from harness import (SECRET, free_port, run_roomcastd, wait_until)
 
@@ -178,3 +180,64 @@ def test_workers_supervisor_applies_the_same_guard(redis, nodes):
     assert n.readyz() == 200
     assert req(n.admin_port, "POST", "/drain", token=TOKEN)[0] == 202
     assert n.wait_exit(20) == 0
+
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / \
+    "roomcast.yaml"
+
+
+def test_kubernetes_example_token_and_prestop_work(nodes, tmp_path):
+    """deploy/kubernetes/roomcast.yaml as a kubelet would use it, on a real
+    node: the token file it names is the Secret's mount, readable by the
+    non-root user it runs as (group-readable, fsGroup); the node listens
+    as its args say; and its preStop command, run with only the token
+    path and port changed, drains the node (202, exit 0). A wrong token in
+    the same command drains nothing."""
+    import subprocess
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(K8S.read_text()) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    ctr = pod["containers"][0]
+    args = ctr["args"]
+    listen = args[args.index("--admin-listen") + 1]
+    tok_path = args[args.index("--admin-token-file") + 1]
+    # the token file is in the admin-token Secret's mount
+    mount = next(m for m in ctr["volumeMounts"] if m["name"] == "admin-token")
+    assert os.path.dirname(tok_path) == mount["mountPath"], tok_path
+    vol = next(v for v in pod["volumes"] if v["name"] == "admin-token")
+    mode = vol["secret"]["defaultMode"]
+    sc = pod["securityContext"]
+    assert sc["runAsNonRoot"] and sc["runAsUser"] != 0
+    # kubelet makes the files group-owned by fsGroup: the group must read
+    assert sc["fsGroup"] == sc["runAsGroup"] and mode & 0o040, (sc, oct(mode))
+    assert mode & 0o007 == 0, "the token must not be world-readable"
+    host, port = listen.rsplit(":", 1)
+    assert host == "0.0.0.0"
+    hook = ctr["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook[:2] == ["sh", "-c"], hook
+
+    tok = tmp_path / "token"
+    tok.write_text(TOKEN + "\n")
+    os.chmod(tok, mode)
+    n = nodes(flags={"admin_token_file": str(tok)}, start=False)
+    listen_admin_on(n, f"0.0.0.0:{n.admin_port}")
+    n.start()
+
+    def run_hook(path):
+        cmd = hook[2].replace(tok_path, str(path)).replace(
+            f"127.0.0.1:{port}", f"127.0.0.1:{n.admin_port}")
+        assert str(path) in cmd and str(n.admin_port) in cmd, cmd
+        return subprocess.run(hook[:2] + [cmd], capture_output=True,
+                              text=True, timeout=10)
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-token-0123456789abcdef\n")
+    r = run_hook(wrong)
+    assert r.returncode != 0, r  # curl -f: the 401 fails the hook
+    assert n.readyz() == 200 and n.running()
+    r = run_hook(tok)
+    assert r.returncode == 0, r
+    assert "draining" in r.stdout, r.stdout
+    assert n.wait_exit(15) == 0
