@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/mem.h"
 
@@ -111,6 +112,15 @@ rc_hnode_t *rc_htab_iter(const rc_htab_t *t, rc_htab_it_t *it)
         v1 ^= v2;                                                              \
         v2 = ROTL(v2, 32);                                                     \
     } while (0)
+
+void rc_hash_key_init(uint64_t key[2], const void *seed)
+{
+    if (getrandom(key, 2 * sizeof(key[0]), GRND_NONBLOCK) !=
+        (ssize_t)(2 * sizeof(key[0]))) {
+        key[0] = (uint64_t)(uintptr_t)seed ^ 0x9e3779b97f4a7c15ULL;
+        key[1] = (uint64_t)(uintptr_t)&key ^ 0xc2b2ae3d27d4eb4fULL;
+    }
+}
 
 uint64_t rc_hash_bytes(const uint64_t key[2], const void *data, size_t len)
 {

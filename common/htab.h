@@ -38,6 +38,12 @@ typedef struct rc_htab_it {
 } rc_htab_it_t;
 rc_hnode_t *rc_htab_iter(const rc_htab_t *t, rc_htab_it_t *it);
 
+/* A random hash key for a table whose keys others choose (room names,
+ * addresses): a fixed key would let them pick colliding keys. If the kernel
+ * has no entropy yet, a key derived from seed's address, weaker, beats not
+ * starting. */
+void rc_hash_key_init(uint64_t key[2], const void *seed);
+
 /* SipHash-1-3 with a 128-bit key: keyed so that clients choosing room names
  * cannot flood one chain. */
 uint64_t rc_hash_bytes(const uint64_t key[2], const void *data, size_t len);

@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/mem.h"
 
@@ -30,13 +29,7 @@ rc_hub_t *rc_hub_create(const rc_hub_ops_t *ops, void *ctx,
     hub->ops = ops;
     hub->ctx = ctx;
     hub->limits = *limits;
-    /* A fixed key would let clients pick colliding room names; if the
-     * kernel has no entropy for us yet, a weaker key beats not starting. */
-    if (getrandom(hub->key, sizeof(hub->key), GRND_NONBLOCK) !=
-        (ssize_t)sizeof(hub->key)) {
-        hub->key[0] = (uint64_t)(uintptr_t)hub ^ 0x9e3779b97f4a7c15ULL;
-        hub->key[1] = (uint64_t)(uintptr_t)&hub ^ 0xc2b2ae3d27d4eb4fULL;
-    }
+    rc_hash_key_init(hub->key, hub);
     rc_htab_init(&hub->rooms);
     rc_htab_init(&hub->members);
     return hub;

@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/err.h"
 #include "common/mem.h"
@@ -30,10 +29,7 @@ void rc_srclimit_init(rc_srclimit_t *t, uint32_t max, uint64_t hold_ms)
     memset(t, 0, sizeof(*t));
     t->max = max;
     t->hold_ms = hold_ms;
-    if (getrandom(t->key, sizeof(t->key), GRND_NONBLOCK) != sizeof(t->key)) {
-        t->key[0] = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ULL;
-        t->key[1] = (uint64_t)(uintptr_t)&t ^ 0xc2b2ae3d27d4eb4fULL;
-    }
+    rc_hash_key_init(t->key, t);
     rc_htab_init(&t->by_fd);
     rc_htab_init(&t->by_src);
     rc_list_init(&t->aged);
